@@ -1,0 +1,33 @@
+"""numamap: numpy arrays in memory that lives where the work runs.
+
+One façade over per-OS backends (``_linux.py``, ``_windows.py``). Layers, each importing only
+those before it: native bindings -> mapping (``reservation``, ``view``, ``section``) ->
+topology and arrays (``topology``, ``placement``, ``arrays``, ``ringbuffer``) -> tools
+(``check``, ``cli``).
+"""
+from ._backend import backend as _backend
+from ._errors import FallbackError, FallbackWarning
+from .arrays import (Migration, asarray, empty, empty_like, full, full_like, migrate, ones,
+                     ones_like, view_of, where, zeros, zeros_like)
+from .placement import Placement
+from .reservation import Reservation, reserve
+from .ringbuffer import ring_buffer
+from .section import Section
+from .topology import HugePagePool, Node, Topology, allocation_granularity, topology
+from .view import View
+
+__version__ = "0.1.0"
+PLATFORM = _backend.PLATFORM
+
+
+def capabilities() -> dict:
+    """What this system lets numamap do, probed by behaviour (NUMA policy, huge pages, ...)."""
+    return dict(_backend.capabilities())
+
+
+__all__ = [
+    "FallbackError", "FallbackWarning", "HugePagePool", "Migration", "Node", "PLATFORM",
+    "Placement", "Reservation", "Section", "Topology", "View", "allocation_granularity",
+    "asarray", "capabilities", "empty", "empty_like", "full", "full_like", "migrate", "ones",
+    "ones_like", "reserve", "ring_buffer", "topology", "view_of", "where", "zeros", "zeros_like",
+]

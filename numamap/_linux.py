@@ -1,0 +1,507 @@
+"""Linux backend: sysfs for facts, the cffi native layer for mmap, mbind and move_pages.
+
+Shares its public names with ``_windows.py``; ``_backend.py`` explains the contract.
+"""
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import psutil
+
+from ._errors import raise_errno
+from ._linux_cffi import ffi, lib
+from ._units import KiB, MiB, format_bytes, page_size_name
+
+PLATFORM = "linux"
+NODE_DIR = "sys/devices/system/node"
+HUGEPAGES_DIR = "sys/kernel/mm/hugepages"
+THP_DIR = "sys/kernel/mm/transparent_hugepage"
+NAMED_SECTION_DIRS = {None: "/dev/shm", 2 * MiB: "/dev/hugepages", 1 << 30: "/dev/hugepages1G"}
+_POLICIES = {"preferred": lib.NM_MPOL_PREFERRED, "bind": lib.NM_MPOL_BIND,
+             "interleave": lib.NM_MPOL_INTERLEAVE}
+# move_pages asks about this many pages per call, to bound the temporary arrays.
+_QUERY_CHUNK = 1 << 20
+
+
+# --------------------------------------------------------------------------------------------
+# Facts about the machine
+
+
+def _read(root: str, relative: str) -> str | None:
+    try:
+        with open(os.path.join(root, relative), encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def parse_cpulist(text: str | None) -> tuple[int, ...]:
+    """``'0-3,8-11'`` -> ``(0, 1, 2, 3, 8, 9, 10, 11)``; empty or None -> ``()``."""
+    out: list[int] = []
+    for part in (text or "").replace("\n", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            low, high = part.split("-", 1)
+            stride = 1
+            if ":" in high:  # the kernel's 'a-b:stride/group' form
+                high, stride_text = high.split(":", 1)
+                stride = int(stride_text.split("/", 1)[0])
+            out.extend(range(int(low), int(high) + 1, stride))
+        else:
+            out.append(int(part))
+    return tuple(sorted(set(out)))
+
+
+@functools.lru_cache(maxsize=None)
+def base_page_size() -> int:
+    return os.sysconf("SC_PAGE_SIZE")
+
+
+def allocation_granularity() -> int:
+    """Offsets of views must be multiples of this; on Linux it is the base page."""
+    return base_page_size()
+
+
+def huge_page_sizes(root: str = "/") -> tuple[int, ...]:
+    """The hugetlb page sizes this kernel knows, smallest first (pools may still be empty)."""
+    try:
+        names = os.listdir(os.path.join(root, HUGEPAGES_DIR))
+    except OSError:
+        return ()
+    sizes = []
+    for name in names:
+        match = re.fullmatch(r"hugepages-(\d+)kB", name)
+        if match:
+            sizes.append(int(match.group(1)) * KiB)
+    return tuple(sorted(sizes))
+
+
+def _bracketed(text: str | None) -> str:
+    match = re.search(r"\[(\w+)\]", text or "")
+    return match.group(1) if match else "unsupported"
+
+
+def thp_mode(root: str = "/") -> str:
+    """Transparent huge pages for anonymous memory: 'always', 'madvise', 'never' or 'unsupported'."""
+    return _bracketed(_read(root, f"{THP_DIR}/enabled"))
+
+
+def shmem_thp_mode(root: str = "/") -> str:
+    """Transparent huge pages for memfd/shmem sections ('advise' lets madvise ask for them)."""
+    return _bracketed(_read(root, f"{THP_DIR}/shmem_enabled"))
+
+
+def memory_nodes(root: str = "/") -> frozenset[int]:
+    """Online nodes that have memory; ``{0}`` on a kernel without NUMA in sysfs."""
+    text = _read(root, f"{NODE_DIR}/has_memory")
+    if text is None:
+        text = _read(root, f"{NODE_DIR}/online")
+    return frozenset(parse_cpulist(text)) if text is not None else frozenset({0})
+
+
+def _node_meminfo(root: str, node: int) -> dict[str, int]:
+    text = _read(root, f"{NODE_DIR}/node{node}/meminfo") or ""
+    out = {}
+    for line in text.splitlines():
+        match = re.match(r"Node\s+\d+\s+(\w+):\s+(\d+)(\s+kB)?", line)
+        if match:
+            out[match.group(1)] = int(match.group(2)) * (KiB if match.group(3) else 1)
+    return out
+
+
+def node_memory_free(node: int, root: str = "/") -> int | None:
+    """Free bytes on ``node`` as the kernel reports it, or None when sysfs doesn't say."""
+    return _node_meminfo(root, node).get("MemFree")
+
+
+@dataclass(frozen=True)
+class PoolFacts:
+    page_size: int
+    total: int
+    free: int
+    path: str
+
+    def describe(self) -> str:
+        where = "the machine's" if "/node/" not in self.path else f"node {self.path.split('/node/')[1].split('/')[0][4:]}'s"
+        return (f"{where} {page_size_name(self.page_size)} huge-page pool has {self.free} free of "
+                f"{self.total} pages ({format_bytes(self.free * self.page_size)}); grow it with "
+                f"'echo N > {self.path}' as root")
+
+
+def hugepage_pool(page_size: int, node: int | None = None, root: str = "/") -> PoolFacts | None:
+    """The hugetlb pool of ``page_size`` on ``node`` (or the whole machine); None if unknown."""
+    leaf = f"hugepages-{page_size // KiB}kB"
+    if node is None:
+        base = f"{HUGEPAGES_DIR}/{leaf}"
+    else:
+        base = f"{NODE_DIR}/node{node}/hugepages/{leaf}"
+        if _read(root, f"{base}/nr_hugepages") is None and not os.path.isdir(os.path.join(root, NODE_DIR)):
+            base = f"{HUGEPAGES_DIR}/{leaf}"  # no NUMA in sysfs: node 0 is the machine
+    total = _read(root, f"{base}/nr_hugepages")
+    free = _read(root, f"{base}/free_hugepages")
+    if total is None or free is None:
+        return None
+    free_pages = int(free)
+    reserved = _read(root, f"{base}/resv_hugepages")  # only the global pool reports these
+    if reserved is not None:
+        free_pages -= int(reserved)
+    return PoolFacts(page_size, int(total), max(free_pages, 0), os.path.join(root, base, "nr_hugepages"))
+
+
+def _status_field(root: str, name: str) -> str | None:
+    text = _read(root, "proc/self/status") or ""
+    for line in text.splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def read_topology(root: str = "/") -> dict:
+    """Raw topology facts read under ``root`` (a synthetic tree in tests, ``/`` otherwise)."""
+    notes: list[str] = []
+    page_sizes = huge_page_sizes(root)
+    node_dir = os.path.join(root, NODE_DIR)
+    if os.path.isdir(node_dir):
+        source = "sysfs"
+        online = parse_cpulist(_read(root, f"{NODE_DIR}/online"))
+        possible = parse_cpulist(_read(root, f"{NODE_DIR}/possible")) or online
+        listed = sorted(int(n[4:]) for n in os.listdir(node_dir) if re.fullmatch(r"node\d+", n))
+        node_ids = [n for n in listed if not online or n in online]
+        with_memory = _read(root, f"{NODE_DIR}/has_memory")
+        with_cpus = _read(root, f"{NODE_DIR}/has_cpu")
+    else:
+        source = "fallback"
+        notes.append(f"{node_dir} is missing (a kernel without NUMA): one node 0 holds every CPU")
+        online = possible = (0,)
+        node_ids = [0]
+        with_memory = with_cpus = None
+
+    all_cpus = parse_cpulist(_read(root, "sys/devices/system/cpu/online"))
+    if not all_cpus:
+        all_cpus = tuple(range(psutil.cpu_count(logical=True) or 1))
+    nodes = []
+    for node in node_ids:
+        if source == "sysfs":
+            cpus = parse_cpulist(_read(root, f"{NODE_DIR}/node{node}/cpulist"))
+            meminfo = _node_meminfo(root, node)
+            total, free = meminfo.get("MemTotal", 0), meminfo.get("MemFree", 0)
+            row = _read(root, f"{NODE_DIR}/node{node}/distance")
+            distances = tuple(int(d) for d in row.split()) if row else ()
+        else:
+            cpus = all_cpus
+            meminfo_text = _read(root, "proc/meminfo") or ""
+            fields = dict(re.findall(r"^(\w+):\s+(\d+)", meminfo_text, flags=re.M))
+            total, free = int(fields.get("MemTotal", 0)) * KiB, int(fields.get("MemAvailable", fields.get("MemFree", 0))) * KiB
+            distances = (10,)
+        pools = {}
+        for size in page_sizes:
+            pool = hugepage_pool(size, node if source == "sysfs" else None, root)
+            if pool is not None:
+                pools[size] = (pool.total, pool.free)
+        has_memory = (node in parse_cpulist(with_memory)) if with_memory is not None else total > 0
+        has_cpus = (node in parse_cpulist(with_cpus)) if with_cpus is not None else bool(cpus)
+        nodes.append(dict(id=node, cpus=cpus, memory_total=total, memory_free=free,
+                          distances=distances, hugepages=pools, has_memory=has_memory,
+                          has_cpus=has_cpus))
+
+    if root in ("/", ""):
+        allowed_cpus = tuple(sorted(psutil.Process().cpu_affinity()))
+    else:
+        allowed_cpus = parse_cpulist(_status_field(root, "Cpus_allowed_list")) or all_cpus
+    mems = _status_field(root, "Mems_allowed_list")
+    allowed_mems = parse_cpulist(mems) if mems else tuple(n["id"] for n in nodes)
+    return dict(nodes=nodes, online=tuple(online), possible=tuple(possible),
+                allowed_cpus=allowed_cpus, allowed_memory_nodes=allowed_mems,
+                thp_mode=thp_mode(root), granularity=allocation_granularity(),
+                page_size=base_page_size(), huge_page_sizes=page_sizes, source=source,
+                notes=tuple(notes), platform=PLATFORM)
+
+
+@functools.lru_cache(maxsize=None)
+def capabilities() -> dict[str, bool]:
+    """What this kernel lets the process do, probed once by behaviour."""
+    mode = ffi.new("int *")
+    mbind_ok = lib.nm_get_mempolicy(mode, ffi.NULL, 0, ffi.NULL, 0) == 0
+    return {"numa_policy": mbind_ok, "memfd": True, "placeholders": True,
+            "hugetlb": bool(huge_page_sizes()), "thp": thp_mode() in ("always", "madvise")}
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass
+class SectionHandle:
+    """The OS object behind a Section: an fd of a memfd, a shm/hugetlbfs file or a user's file."""
+
+    fd: int
+    size: int
+    page_size: int | None  # None: base pages (THP may still apply)
+    access: str
+    path: str | None = None
+    owns_name: bool = False
+    closed: bool = field(default=False)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        os.close(self.fd)
+        if self.owns_name and self.path:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+def _hugetlb_flags(page_size: int) -> int:
+    return (page_size.bit_length() - 1) << lib.MAP_HUGE_SHIFT
+
+
+def _named_path(name: str, page_size: int | None) -> str:
+    if not name or "/" in name or "\0" in name or name in (".", ".."):
+        raise ValueError(f"name={name!r} must be a non-empty string without '/'")
+    directory = NAMED_SECTION_DIRS.get(page_size)
+    if directory is None:
+        raise ValueError(f"named sections of {page_size_name(page_size or 0)} pages are not supported")
+    if page_size is not None:
+        try:
+            block = os.statvfs(directory).f_bsize
+        except OSError:
+            block = 0
+        if block != page_size:
+            raise OSError(errno.ENOENT, f"named {page_size_name(page_size)} sections need a hugetlbfs "
+                          f"mount of that page size at {directory}: 'mkdir -p {directory} && mount -t "
+                          f"hugetlbfs -o pagesize={page_size_name(page_size)} none {directory}'")
+    return os.path.join(directory, f"numamap.{name}")
+
+
+def create_section(size: int, *, page_size: int | None, access: str, path: str | None = None,
+                   fd: int | None = None, name: str | None = None) -> SectionHandle:
+    """Create the backing object of a Section (see ``Section`` for the rules)."""
+    if path is not None or fd is not None:
+        flags = os.O_RDONLY if access == "r" else os.O_RDWR
+        own_fd = os.dup(fd) if fd is not None else os.open(path, flags | os.O_CLOEXEC)
+        try:
+            current = os.fstat(own_fd).st_size
+            if size == 0:
+                size = current
+            if size == 0:
+                raise ValueError("size=0 and the file is empty: give a size to extend it")
+            if size > current:
+                if access != "rw":
+                    raise ValueError(f"size={size} is beyond the end of the file ({current} bytes) and "
+                                     f"access={access!r} cannot extend it: use access='rw'")
+                raise_errno(lib.nm_ftruncate(own_fd, size), "extending the file")
+        except BaseException:
+            os.close(own_fd)
+            raise
+        return SectionHandle(own_fd, size, page_size, access, path)
+
+    if name is not None:
+        target = _named_path(name, page_size)
+        try:
+            new_fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, f"a section named {name!r} exists already: "
+                                  "open it with Section.open(name) or pick another name") from None
+        owns, shown = True, target
+    else:
+        flags = lib.MFD_CLOEXEC
+        if page_size is not None:
+            flags |= lib.MFD_HUGETLB | _hugetlb_flags(page_size)
+        out = ffi.new("int *")
+        raise_errno(lib.nm_memfd_create(b"numamap", flags, out), "memfd_create")
+        new_fd, owns, shown = out[0], False, None
+    err = lib.nm_ftruncate(new_fd, size)
+    if err:
+        os.close(new_fd)
+        if owns:
+            os.unlink(shown)
+        raise_errno(err, f"sizing the section to {size} bytes")
+    return SectionHandle(new_fd, size, page_size, access, shown, owns)
+
+
+def open_section(name: str, access: str) -> SectionHandle:
+    """Open a named section created by another process (or this one)."""
+    for page_size in NAMED_SECTION_DIRS:
+        candidate = os.path.join(NAMED_SECTION_DIRS[page_size], f"numamap.{name}")
+        if "/" not in name and os.path.exists(candidate):
+            flags = os.O_RDONLY if access == "r" else os.O_RDWR
+            fd = os.open(candidate, flags | os.O_CLOEXEC)
+            return SectionHandle(fd, os.fstat(fd).st_size, page_size, access, candidate)
+    raise FileNotFoundError(errno.ENOENT, f"no section named {name!r}: create it with "
+                            f"Section(size, name={name!r})")
+
+
+# --------------------------------------------------------------------------------------------
+# Views and reservations
+
+
+def _prot(access: str) -> int:
+    return lib.PROT_READ if access == "r" else lib.PROT_READ | lib.PROT_WRITE
+
+
+def map_view(size: int, *, section: SectionHandle | None, offset: int, access: str,
+             page_size: int | None, address: int | None) -> int:
+    """mmap ``size`` bytes of ``section`` (or private anonymous memory) and return the address.
+
+    ``address`` is only ever a range inside one of our reservations, so MAP_FIXED replaces
+    PROT_NONE memory we own, atomically.
+    """
+    if section is None:
+        fd, flags = -1, lib.MAP_PRIVATE | lib.MAP_ANONYMOUS
+        if page_size is not None:
+            flags |= lib.MAP_HUGETLB | _hugetlb_flags(page_size)
+    else:
+        fd = section.fd
+        flags = lib.MAP_PRIVATE if access == "cow" else lib.MAP_SHARED
+    hint = ffi.NULL
+    if address is not None:
+        flags |= lib.MAP_FIXED
+        hint = ffi.cast("void *", address)
+    out = ffi.new("void **")
+    raise_errno(lib.nm_mmap(hint, size, _prot(access), flags, fd, offset, out),
+                f"mapping {format_bytes(size)}")
+    return int(ffi.cast("uintptr_t", out[0]))
+
+
+def unmap_view(address: int, size: int) -> None:
+    raise_errno(lib.nm_munmap(ffi.cast("void *", address), size), "munmap")
+
+
+def reserve_range(size: int, alignment: int) -> int:
+    """Reserve ``size`` bytes of address space (PROT_NONE) starting at a multiple of ``alignment``."""
+    out = ffi.new("void **")
+    span = size + alignment
+    raise_errno(lib.nm_mmap(ffi.NULL, span, lib.PROT_NONE,
+                            lib.MAP_PRIVATE | lib.MAP_ANONYMOUS | lib.MAP_NORESERVE, -1, 0, out),
+                f"reserving {format_bytes(size)} of address space")
+    start = int(ffi.cast("uintptr_t", out[0]))
+    aligned = -(-start // alignment) * alignment
+    if aligned > start:
+        unmap_view(start, aligned - start)
+    tail = start + span - (aligned + size)
+    if tail:
+        unmap_view(aligned + size, tail)
+    return aligned
+
+
+def return_to_reservation(address: int, size: int) -> None:
+    """Replace a view inside a reservation with reserved (PROT_NONE) space again, atomically."""
+    out = ffi.new("void **")
+    raise_errno(lib.nm_mmap(ffi.cast("void *", address), size, lib.PROT_NONE,
+                            lib.MAP_PRIVATE | lib.MAP_ANONYMOUS | lib.MAP_NORESERVE | lib.MAP_FIXED,
+                            -1, 0, out), "returning a view's range to its reservation")
+
+
+release_range = unmap_view
+
+
+# --------------------------------------------------------------------------------------------
+# Placement
+
+
+def _node_mask(nodes: tuple[int, ...]):
+    # One spare zeroed word and maxnode = highest + 2: kernels differ by one in reading maxnode.
+    highest = max(nodes)
+    words = highest // 64 + 2
+    mask = ffi.new("unsigned long[]", words)
+    for node in nodes:
+        mask[node // 64] |= 1 << (node % 64)
+    return mask, highest + 2
+
+
+def set_policy(address: int, size: int, policy: str, nodes: tuple[int, ...], *, move: bool = False) -> None:
+    """mbind ``policy`` over ``nodes`` for the range; ``move`` migrates pages already there."""
+    mask, maxnode = _node_mask(nodes)
+    flags = (lib.NM_MPOL_MF_MOVE | lib.NM_MPOL_MF_STRICT) if move else 0
+    err = lib.nm_mbind(ffi.cast("void *", address), size, _POLICIES[policy], mask, maxnode, flags)
+    if err == errno.EPERM:
+        raise OSError(err, "mbind was refused (EPERM): containers need CAP_SYS_NICE or a seccomp "
+                      "profile that allows mbind; pass strict=False to accept unplaced memory")
+    if err == errno.EINVAL:
+        raise OSError(err, f"mbind refused nodes {list(nodes)} (EINVAL): they may be outside this "
+                      "process's cpuset (see Mems_allowed_list in /proc/self/status)")
+    if err == errno.EIO and move:
+        raise OSError(err, "some pages could not be moved (EIO): they may be pinned or shared")
+    raise_errno(err, f"mbind({policy}, nodes={list(nodes)})")
+
+
+def advise_thp(address: int, size: int, enable: bool) -> None:
+    advice = lib.MADV_HUGEPAGE if enable else lib.MADV_NOHUGEPAGE
+    raise_errno(lib.nm_madvise(ffi.cast("void *", address), size, advice), "madvise(THP)")
+
+
+def populate(address: int, size: int, page_size: int) -> None:
+    """Fault every page in now, for writing, so placement happens (and fails) here."""
+    used = ffi.new("int *")
+    err = lib.nm_populate_write(ffi.cast("void *", address), size, page_size, used)
+    if err in (errno.ENOMEM, errno.EFAULT, errno.EHWPOISON if hasattr(errno, "EHWPOISON") else -1):
+        raise MemoryError(f"could not fault in {format_bytes(size)}: the node or huge-page pool "
+                          f"ran out of memory ({os.strerror(err)})")
+    raise_errno(err, "populating the view")
+
+
+def page_nodes(address: int, size: int, page_size: int) -> np.ndarray:
+    """Node of each ``page_size`` page of the range; -1 where no page is there yet."""
+    count = -(-size // page_size)
+    out = np.empty(count, dtype=np.int32)
+    not_moved = ffi.new("long *")
+    for first in range(0, count, _QUERY_CHUNK):
+        n = min(_QUERY_CHUNK, count - first)
+        start = address + first * page_size
+        pages = np.arange(start, start + n * page_size, page_size, dtype=np.uintp)
+        status = out[first:first + n]
+        raise_errno(lib.nm_move_pages(0, n, ffi.cast("void **", ffi.from_buffer(pages)), ffi.NULL,
+                                      ffi.cast("int *", ffi.from_buffer(status)), 0, not_moved),
+                    "move_pages (asking where pages are)")
+    out[out < 0] = -1
+    return out
+
+
+def page_size_breakdown(address: int, size: int) -> dict[int, int]:
+    """Bytes of the range by page size, from /proc/self/smaps (THP shares are per mapping)."""
+    end = address + size
+    result: dict[int, int] = {}
+    base = base_page_size()
+    with open("/proc/self/smaps", encoding="ascii", errors="replace") as handle:
+        lines = handle.read().splitlines()
+    overlap = 0
+    vma_size = 1
+    for line in lines + ["0-0 end"]:
+        header = re.match(r"^([0-9a-f]+)-([0-9a-f]+)\s", line)
+        if header:
+            low, high = int(header.group(1), 16), int(header.group(2), 16)
+            overlap = max(0, min(high, end) - max(low, address))
+            vma_size = max(high - low, 1)
+            continue
+        if not overlap:
+            continue
+        key, _, rest = line.partition(":")
+        if key == "KernelPageSize":
+            kernel = int(rest.split()[0]) * KiB
+            if kernel != base:
+                result[kernel] = result.get(kernel, 0) + overlap
+                overlap = 0
+        elif key in ("AnonHugePages", "ShmemPmdMapped", "FilePmdMapped"):
+            huge = min(int(int(rest.split()[0]) * KiB * overlap / vma_size), overlap)
+            if huge:
+                result[2 * MiB] = result.get(2 * MiB, 0) + huge
+                result[base] = result.get(base, 0) - huge
+        elif key == "Rss":
+            result[base] = result.get(base, 0) + overlap
+    return {k: v for k, v in sorted(result.items()) if v > 0}
+
+
+
+def move_range(address: int, size: int, node: int) -> None:
+    """Bind the range to ``node`` and move the pages already faulted there."""
+    set_policy(address, size, "bind", (node,), move=True)

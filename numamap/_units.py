@@ -1,0 +1,68 @@
+"""Byte sizes and page sizes: parsing what users type and printing what they got."""
+from __future__ import annotations
+
+import re
+
+KiB = 1 << 10
+MiB = 1 << 20
+GiB = 1 << 30
+
+_SUFFIX = {"": 1, "B": 1, "K": KiB, "M": MiB, "G": GiB, "T": GiB * KiB}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+
+#: Names accepted for ``page_size``; ``'auto'`` picks the best the machine can serve.
+PAGE_SIZE_NAMES = ("auto", "4K", "2M", "1G")
+
+
+def parse_size(value: int | str, *, name: str = "size") -> int:
+    """Return a byte count from an int or a string such as ``'4G'`` or ``'512 MiB'``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or a string like '4G', not bool")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+        return value
+    if isinstance(value, str):
+        match = _SIZE_RE.match(value)
+        if match is None:
+            raise ValueError(f"{name}={value!r} is not a size: use bytes or a suffix, e.g. '64K', '4G'")
+        return int(float(match.group(1)) * _SUFFIX[match.group(2).upper()])
+    raise TypeError(f"{name} must be an int or a string like '4G', not {type(value).__name__}")
+
+
+def parse_page_size(value: int | str | None, *, name: str = "page_size") -> int | None:
+    """Return the page size in bytes, or None for ``'auto'``.
+
+    Accepts ``'auto'``, ``'4K'``, ``'2M'``, ``'1G'`` and the same sizes as ints.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    try:
+        size = parse_size(value, name=name)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{exc}; {name} must be one of {', '.join(PAGE_SIZE_NAMES)}") from None
+    if size not in (4 * KiB, 16 * KiB, 64 * KiB, 2 * MiB, 32 * MiB, 512 * MiB, 1 * GiB):
+        raise ValueError(f"{name}={value!r} is not a page size: use one of {', '.join(PAGE_SIZE_NAMES)}")
+    return size
+
+
+def format_bytes(n: int | float) -> str:
+    """``1536`` -> ``'1.5 KiB'``; exact powers print without decimals (``'2 MiB'``)."""
+    n = float(n)
+    for unit, scale in (("TiB", GiB * KiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if abs(n) >= scale:
+            value = n / scale
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def page_size_name(size: int) -> str:
+    """``2097152`` -> ``'2M'``, the spelling ``page_size=`` accepts."""
+    for unit, scale in (("G", GiB), ("M", MiB), ("K", KiB)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale}{unit}"
+    return str(size)
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
