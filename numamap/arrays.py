@@ -23,8 +23,10 @@ def _shape(shape) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
     try:
+        if isinstance(shape, (str, bytes)):
+            raise TypeError
         shape = tuple(int(s) for s in shape)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"shape must be an int or a sequence of ints, not {type(shape).__name__}") from None
     if any(s < 0 for s in shape):
         raise ValueError(f"shape={shape} has a negative dimension")

@@ -1,0 +1,71 @@
+"""Test tiers: host (default), multi-node (``numa``, inside VMs) and Windows (``windows``, Wine)."""
+import os
+import sys
+
+import pytest
+
+NUMA_SKIP = "needs several NUMA nodes: run the multi-node tier (python -m numamap.testing.vm)"
+WINDOWS_SKIP = "needs the Windows backend: run the Windows tier (tools/wine-python -m pytest -m windows)"
+LINUX_SKIP = "needs the Linux backend: runs in the host and multi-node tiers"
+
+
+def _numa_nodes() -> int:
+    try:
+        import numamap
+
+        return sum(1 for n in numamap.topology().nodes if n.has_memory)
+    except Exception:  # the suite reports import errors itself
+        return 1
+
+
+def pytest_collection_modifyitems(config, items):
+    several = None
+    for item in items:
+        if "windows" in item.keywords and sys.platform != "win32":
+            item.add_marker(pytest.mark.skip(reason=WINDOWS_SKIP))
+        if "linux" in item.keywords and not sys.platform.startswith("linux"):
+            item.add_marker(pytest.mark.skip(reason=LINUX_SKIP))
+        if "numa" in item.keywords:
+            if several is None:
+                several = _numa_nodes() > 1 or bool(os.environ.get("NUMAMAP_VM_TOPOLOGY"))
+            if not several:
+                item.add_marker(pytest.mark.skip(reason=NUMA_SKIP))
+
+
+def _write(path: str, value: int) -> None:
+    with open(path, "w") as handle:
+        handle.write(str(value))
+
+
+@pytest.fixture
+def hugepage_pool():
+    """Reserve huge pages for one test and give them back afterwards: ``hugepage_pool(size, count)``."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip(LINUX_SKIP)
+    restore = []
+
+    def reserve(page_kib: int, count: int, node: int | None = None) -> int:
+        if node is None:
+            path = f"/sys/kernel/mm/hugepages/hugepages-{page_kib}kB/nr_hugepages"
+        else:
+            path = f"/sys/devices/system/node/node{node}/hugepages/hugepages-{page_kib}kB/nr_hugepages"
+        if not os.path.exists(path):
+            pytest.skip(f"this kernel has no {page_kib} kB huge pages ({path} is missing)")
+        if not os.access(path, os.W_OK):
+            pytest.skip(f"needs root to reserve huge pages ({path})")
+        with open(path) as handle:
+            before = int(handle.read())
+        restore.append((path, before))
+        _write(path, before + count)
+        with open(path) as handle:
+            got = int(handle.read()) - before
+        if got < count:
+            pytest.skip(f"the kernel gave {got} of {count} {page_kib} kB pages (memory too fragmented)")
+        return got
+
+    yield reserve
+    import gc
+
+    gc.collect()  # arrays of the test must let go of their pages before the pool shrinks
+    for path, before in reversed(restore):
+        _write(path, before)

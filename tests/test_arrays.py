@@ -1,0 +1,159 @@
+"""Array constructors, lifetimes, where(), asarray and migrate on this machine's node 0."""
+import gc
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import numamap
+
+linux = pytest.mark.linux
+
+
+def test_constructors_values_and_placement():
+    for make, expect in ((numamap.zeros, 0), (numamap.ones, 1)):
+        a = make((64, 1024), node=0, populate=True)
+        assert a.dtype == np.float64 and a.shape == (64, 1024) and (a == expect).all()
+        assert type(a) is np.ndarray and a.flags.c_contiguous
+        assert numamap.where(a).fraction_on(0) == 1.0
+        assert a.base.node == 0 and a.base.verified is True
+    f = numamap.full((3, 4), 2.5, dtype=np.float32, order="F")
+    assert f.flags.f_contiguous and f.dtype == np.float32 and (f == 2.5).all()
+    e = numamap.empty(10, dtype=np.int16)
+    assert e.shape == (10,) and e.dtype == np.int16
+
+
+def test_like_variants():
+    src = np.asfortranarray(np.arange(12, dtype=np.int32).reshape(3, 4))
+    for make in (numamap.empty_like, numamap.zeros_like, numamap.ones_like):
+        out = make(src, node=0)
+        assert out.shape == src.shape and out.dtype == src.dtype and out.flags.f_contiguous
+    full = numamap.full_like(src, 7)
+    assert (full == 7).all() and full.dtype == np.int32
+
+
+@pytest.mark.parametrize("shape", [(0,), (3, 0), ()])
+def test_zero_size_and_zero_d(shape):
+    a = numamap.zeros(shape)
+    assert a.shape == shape and a.size == int(np.prod(shape))
+    assert isinstance(numamap.view_of(a), numamap.View)
+
+
+def test_structured_dtype():
+    dt = np.dtype([("id", "<i4"), ("pos", "<f8", (3,))])
+    a = numamap.zeros(5, dtype=dt)
+    a["pos"][2] = [1, 2, 3]
+    assert a.dtype == dt and a["pos"][2].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_object_dtype_refused():
+    with pytest.raises(TypeError, match="holds Python objects"):
+        numamap.empty(3, dtype=object)
+    with pytest.raises(TypeError, match="holds Python objects"):
+        numamap.zeros(3, dtype=[("a", object)])
+
+
+@pytest.mark.parametrize("kwargs, exc, text", [
+    (dict(shape=-1), ValueError, "negative dimension"),
+    (dict(shape="x"), TypeError, "shape must be"),
+    (dict(shape=3, order="K"), ValueError, "order='K'"),
+    (dict(shape=3, page_size="7K"), ValueError, "not a page size"),
+    (dict(shape=3, policy="interleave", node=0, nodes=[0, 1]), ValueError, "either node= or nodes="),
+    (dict(shape=3, nodes=5), TypeError, "sequence of node ids"),
+    (dict(shape=3, node=True), TypeError, "node must be an int"),
+    (dict(shape=3, node=-1), ValueError, "node -1 is unknown"),
+])
+def test_bad_array_arguments(kwargs, exc, text):
+    with pytest.raises(exc, match=text):
+        numamap.empty(**kwargs)
+
+
+def _mapped(address):
+    with open("/proc/self/maps") as handle:
+        for line in handle:
+            low, high = (int(x, 16) for x in line.split()[0].split("-"))
+            if low <= address < high:
+                return True
+    return False
+
+
+def _vma_count():
+    with open("/proc/self/maps") as handle:
+        return sum(1 for _ in handle)
+
+
+@linux
+def test_slice_keeps_memory_and_last_reference_unmaps():
+    gc.collect()
+    before = _vma_count()
+    a = numamap.ones(1 << 20, node=0, policy="bind", page_size="4K")
+    address = a.base.address
+    assert _mapped(address) and _vma_count() > before
+    tail = a[-10:]
+    del a
+    gc.collect()
+    assert _mapped(address) and tail.sum() == 10
+    del tail
+    gc.collect()
+    assert not _mapped(address)
+    assert _vma_count() == before
+
+
+def test_asarray_copies_only_when_needed():
+    plain = np.arange(1000.0)
+    on_node = numamap.asarray(plain, node=0)
+    assert on_node is not plain and (on_node == plain).all() and on_node.base.node == 0
+    assert numamap.asarray(on_node, node=0) is on_node
+    assert numamap.asarray([1, 2, 3], node=0).tolist() == [1, 2, 3]
+
+
+def test_where_on_plain_numpy_and_bad_input():
+    a = np.ones(1 << 18)
+    placement = numamap.where(a)
+    assert placement.fraction_on(0) == 1.0 and placement.bytes_per_node[0] >= a.nbytes
+    assert placement.touched_fraction == 1.0
+    with pytest.raises(TypeError, match="where\\(\\) takes"):
+        numamap.where([1, 2])
+
+
+def test_untouched_pages_are_reported_as_such():
+    a = numamap.empty(1 << 20, dtype=np.uint8, page_size="4K")
+    placement = numamap.where(a)
+    assert placement.fraction_on(0) == 0.0 and -1 in placement.bytes_per_node
+    assert a.base.verified is None
+    a[: 1 << 19] = 1
+    assert numamap.where(a).fraction_on(0) == pytest.approx(0.5)
+    assert a.base.verify() is True
+
+
+@linux
+def test_page_size_4k_means_no_thp():
+    a = numamap.ones(8 << 20, dtype=np.uint8, page_size="4K")
+    sizes = numamap.where(a).page_sizes
+    assert list(sizes) == [4096] and sizes[4096] == a.nbytes
+
+
+@linux
+def test_migrate_reports_what_moved():
+    a = numamap.ones(1 << 16, node=0)
+    moved = numamap.migrate(a[10:], 0)
+    assert moved.after.fraction_on(0) == 1.0 and moved.moved_bytes == 0
+    assert a.base.policy == "bind" or numamap.view_of(a[10:]).policy == "bind"
+    with pytest.raises(TypeError, match="made by numamap"):
+        numamap.migrate(np.ones(4), 0)
+    with pytest.raises(ValueError, match="unknown or has no memory"):
+        numamap.migrate(a, 99)
+
+
+@linux
+def test_bind_larger_than_node_raises_memory_error():
+    free = numamap.topology().node(0).memory_free
+    with pytest.raises(MemoryError, match="bound to nodes \\[0\\]"):
+        numamap.empty(free + (1 << 30), dtype=np.uint8, node=0, policy="bind", populate=True)
+
+
+def test_interleave_defaults_to_all_memory_nodes():
+    a = numamap.ones(1 << 18, policy="interleave", populate=True)
+    nodes = tuple(n.id for n in numamap.topology().nodes if n.has_memory)
+    assert a.base.nodes == nodes and a.base.verified is True
