@@ -350,8 +350,11 @@ def _prot(access: str) -> int:
 
 
 def map_view(size: int, *, section: SectionHandle | None, offset: int, access: str,
-             page_size: int | None, address: int | None) -> int:
+             page_size: int | None, address: int | None, node: int | None = None) -> int:
     """mmap ``size`` bytes of ``section`` (or private anonymous memory) and return the address.
+
+    ``node`` is ignored: Linux places the pages with ``set_policy`` (mbind) after mapping;
+    Windows needs the node in the map call itself.
 
     ``address`` is only ever a range inside one of our reservations, so MAP_FIXED replaces
     PROT_NONE memory we own, atomically.

@@ -132,7 +132,9 @@ def view_of(arr: np.ndarray) -> View | None:
     while obj is not None:
         if isinstance(obj, View):
             return obj
-        obj = getattr(obj, "base", None)
+        # np.asarray(view) on Python 3.12+ goes through View.__buffer__: a memoryview whose
+        # .obj is the array over the View.
+        obj = obj.obj if isinstance(obj, memoryview) else getattr(obj, "base", None)
     return None
 
 

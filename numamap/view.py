@@ -270,6 +270,11 @@ class _ExportedView(View):
 
     _layout = None  # (shape, dtype, strides, byte offset) of the array being made
 
+    def __buffer__(self, flags: int) -> memoryview:
+        # On Python 3.12+ numpy tries the buffer protocol before __array_interface__; refusing it
+        # makes numpy take the interface, so arrays keep this View (not a memoryview) as .base.
+        raise BufferError("numamap views export their memory through __array_interface__")
+
     @property
     def __array_interface__(self) -> dict:
         shape, dtype, strides, offset = self._layout or ((self.size,), np.dtype(np.uint8), None, 0)
@@ -376,7 +381,8 @@ def map_memory(size: int, *, section=None, offset: int = 0, access: str = "rw", 
         reservation.claim(address, length)
     try:
         got = backend.map_view(length, section=section, offset=offset, access=access,
-                               page_size=huge if section is None else None, address=address)
+                               page_size=huge if section is None else None, address=address,
+                               node=request.node)
     except MemoryError as exc:
         if reservation is not None:
             reservation.unclaim(address)
