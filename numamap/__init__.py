@@ -9,6 +9,7 @@ from ._backend import backend as _backend
 from ._errors import FallbackError, FallbackWarning
 from .arrays import (Migration, asarray, empty, empty_like, full, full_like, migrate, ones,
                      ones_like, view_of, where, zeros, zeros_like)
+from .partitioned import blocks, partitioned
 from .placement import Placement
 from .reservation import Reservation, reserve
 from .ringbuffer import ring_buffer
@@ -28,6 +29,6 @@ def capabilities() -> dict:
 __all__ = [
     "FallbackError", "FallbackWarning", "HugePagePool", "Migration", "Node", "PLATFORM",
     "Placement", "Reservation", "Section", "Topology", "View", "allocation_granularity",
-    "asarray", "capabilities", "empty", "empty_like", "full", "full_like", "migrate", "ones",
-    "ones_like", "reserve", "ring_buffer", "topology", "view_of", "where", "zeros", "zeros_like",
+    "asarray", "blocks", "capabilities", "empty", "empty_like", "full", "full_like", "migrate", "ones",
+    "ones_like", "partitioned", "reserve", "ring_buffer", "topology", "view_of", "where", "zeros", "zeros_like",
 ]

@@ -140,6 +140,7 @@ class View:
         self.fallback = fallback
         self.reservation = reservation
         self.verified: bool | None = None
+        self.blocks: tuple[tuple[int, int, int], ...] | None = None  # (node, start, end) of partitioned arrays
         self._lock = threading.Lock()
 
     # -- what the user asked and got -----------------------------------------------------------
@@ -175,11 +176,17 @@ class View:
         None means no page is touched yet, so there is nothing to check.
         """
         found = self.where()
-        touched = found.nodes[found.nodes >= 0]
-        if touched.size == 0:
+        touched = found.nodes >= 0
+        if not touched.any():
             self.verified = None
+        elif self.blocks:  # each block on its own node
+            offsets = np.arange(found.nodes.size) * found.page_size + (found.address - found.address % found.page_size)
+            expected = np.full(found.nodes.size, -1)
+            for node, start, end in self.blocks:
+                expected[(offsets >= self.address + start) & (offsets < self.address + end)] = node
+            self.verified = bool((found.nodes[touched] == expected[touched]).all())
         else:  # untouched pages are not misplaced: they get placed by the policy when touched
-            self.verified = bool(not self.nodes or np.isin(touched, self.nodes).all())
+            self.verified = bool(not self.nodes or np.isin(found.nodes[touched], self.nodes).all())
         return self.verified
 
     def summary(self) -> str:
@@ -307,10 +314,12 @@ def _pool_can_serve(page_size: int, pages: int, request: Request):
 
 def map_memory(size: int, *, section=None, offset: int = 0, access: str = "rw", node=None,
                policy: str = "preferred", nodes=None, page_size="auto", populate: bool = False,
-               address: int | None = None, strict: bool = False) -> View:
+               address: int | None = None, strict: bool = False, hugetlb: bool = True) -> View:
     """Map ``size`` bytes (of ``section``, or private anonymous memory) as the request says.
 
-    The parameters are those of :meth:`Section.map` and the array constructors.
+    The parameters are those of :meth:`Section.map` and the array constructors;
+    ``hugetlb=False`` keeps ``page_size='auto'`` to THP or base pages (for blocks whose
+    boundaries are not huge-page aligned).
     """
     request = check_request(node, policy, nodes)
     wanted = parse_page_size(page_size)
@@ -345,7 +354,7 @@ def map_memory(size: int, *, section=None, offset: int = 0, access: str = "rw", 
                 raise MemoryError(f"cannot get {what}")
             fallback = _fallback(False, f"cannot get {what}", "base pages" +
                                  (" with THP requested" if backend.capabilities()["thp"] else ""))
-    elif wanted is None:
+    elif wanted is None and hugetlb:
         for candidate in sorted(backend.huge_page_sizes(), reverse=True):
             if size >= candidate and _pool_can_serve(candidate, -(-size // candidate), request)[1]:
                 huge = candidate
