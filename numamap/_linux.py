@@ -15,7 +15,7 @@ import psutil
 
 from ._errors import raise_errno
 from ._linux_cffi import ffi, lib
-from ._units import KiB, MiB, format_bytes, page_size_name
+from ._units import KiB, MiB, file_section_size, format_bytes, page_size_name
 
 PLATFORM = "linux"
 NODE_DIR = "sys/devices/system/node"
@@ -291,14 +291,8 @@ def create_section(size: int, *, page_size: int | None, access: str, path: str |
         own_fd = os.dup(fd) if fd is not None else os.open(path, flags | os.O_CLOEXEC)
         try:
             current = os.fstat(own_fd).st_size
-            if size == 0:
-                size = current
-            if size == 0:
-                raise ValueError("size=0 and the file is empty: give a size to extend it")
+            size = file_section_size(size, current, access)
             if size > current:
-                if access != "rw":
-                    raise ValueError(f"size={size} is beyond the end of the file ({current} bytes) and "
-                                     f"access={access!r} cannot extend it: use access='rw'")
                 raise_errno(lib.nm_ftruncate(own_fd, size), "extending the file")
         except BaseException:
             os.close(own_fd)

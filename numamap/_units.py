@@ -66,3 +66,18 @@ def page_size_name(size: int) -> str:
 
 def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
+
+
+def file_section_size(size: int, current: int, access: str) -> int:
+    """The size of a file-backed section: ``size``, or the file's ``current`` size when 0.
+
+    Raises ValueError for an empty file with no size, or a size past the end of the file that
+    ``access`` cannot extend (both backends extend files only for ``access='rw'``).
+    """
+    size = size or current
+    if size == 0:
+        raise ValueError("size=0 and the file is empty: give a size to extend it")
+    if size > current and access != "rw":
+        raise ValueError(f"size={size} is beyond the end of the file ({current} bytes) and "
+                         f"access={access!r} cannot extend it: use access='rw'")
+    return size

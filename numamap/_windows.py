@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._units import format_bytes, page_size_name, round_up
+from ._units import file_section_size, format_bytes, page_size_name, round_up
 
 try:
     from ._windows_native import ffi
@@ -748,18 +748,23 @@ class SectionHandle:
 SECTION_CALLS = ("CreateFileMapping2", "CreateFileMappingNumaW")
 
 
+def _numa_parameter(kind: int, node: int | None):
+    """A one-entry extended-parameter array naming ``node``, or (NULL, 0) for no preference."""
+    if node is None:
+        return ffi.NULL, 0
+    params = ffi.new("MEM_EXTENDED_PARAMETER[1]")
+    params[0].TypeAndReserved = kind
+    params[0].ULong = node
+    return params, 1
+
+
 def _create_mapping(file_handle, size: int, protect: int, attributes: int, name: str | None,
                     node: int | None):
     api["SetLastError"](0)
     call = next((c for c in SECTION_CALLS if available(c)), SECTION_CALLS[-1])
     wide = _wide(name)
     if call == "CreateFileMapping2":
-        params, count = ffi.NULL, 0
-        if node is not None:
-            params = ffi.new("MEM_EXTENDED_PARAMETER[1]")
-            params[0].TypeAndReserved = MEM_SECTION_EXTENDED_PARAMETER_NUMA_NODE
-            params[0].ULong = node
-            count = 1
+        params, count = _numa_parameter(MEM_SECTION_EXTENDED_PARAMETER_NUMA_NODE, node)
         access = FILE_MAP_ALL_ACCESS if protect != PAGE_READONLY else FILE_MAP_READ | SECTION_QUERY
         handle = api["CreateFileMapping2"](file_handle, ffi.NULL, access, protect, attributes, size,
                                            wide, params, count)
@@ -794,13 +799,7 @@ def create_section(size: int, *, page_size: int | None, access: str, path: str |
         own_fd = os.dup(fd) if fd is not None else os.open(path, flags)
         try:
             current = os.fstat(own_fd).st_size
-            if size == 0:
-                size = current
-            if size == 0:
-                raise ValueError("size=0 and the file is empty: give a size to extend it")
-            if size > current and access != "rw":
-                raise ValueError(f"size={size} is beyond the end of the file ({current} bytes) and "
-                                 f"access={access!r} cannot extend it: use access='rw'")
+            size = file_section_size(size, current, access)
             protect = {"rw": PAGE_READWRITE, "r": PAGE_READONLY, "cow": PAGE_WRITECOPY}[access]
             handle, _ = _create_mapping(_handle(msvcrt.get_osfhandle(own_fd)), size, protect, 0, None, node)
         finally:
@@ -892,12 +891,7 @@ def map_with(call: str, section: SectionHandle, offset: int = 0, size: int = 0, 
     allocation = (MEM_LARGE_PAGES if large else 0) | (MEM_REPLACE_PLACEHOLDER if replace_placeholder else 0)
     protect = _PROTECT[access]
     if call in ("MapViewOfFile3", "MapViewOfFile3FromApp"):
-        params, count = ffi.NULL, 0
-        if node is not None:
-            params = ffi.new("MEM_EXTENDED_PARAMETER[1]")
-            params[0].TypeAndReserved = MEM_EXTENDED_PARAMETER_NUMA_NODE
-            params[0].ULong = node
-            count = 1
+        params, count = _numa_parameter(MEM_EXTENDED_PARAMETER_NUMA_NODE, node)
         view = api[call](handle, _process(), base, offset, size, allocation, protect, params, count)
     elif call == "MapViewOfFileExNuma":
         desired = _DESIRED[access] | (FILE_MAP_LARGE_PAGES if large else 0)
