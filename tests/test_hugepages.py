@@ -36,17 +36,24 @@ def test_auto_takes_the_pool_when_it_can_serve(hugepage_pool):
     assert small.base.page_kind == "base"  # no 2 MiB page burnt on a 1 KiB array
 
 
+def _beyond_node0_pool() -> tuple[int, int]:
+    """Free 2M pages on node 0 now, and a byte count that needs more than that."""
+    free = numamap.topology().node(0).hugepages[M2].free
+    return free, (free + 4) * M2
+
+
 def test_empty_pool_strict_error_names_the_pool(hugepage_pool):
     hugepage_pool(2048, 1)
-    with pytest.raises(MemoryError, match=r"node 0's 2M huge-page pool has 1 free of \d+ pages.*"
+    free, nbytes = _beyond_node0_pool()
+    with pytest.raises(MemoryError, match=rf"node 0's 2M huge-page pool has {free} free of \d+ pages.*"
                        r"echo N > /sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"):
-        numamap.zeros(16 << 20, dtype=np.uint8, node=0, page_size="2M", strict=True)
+        numamap.zeros(nbytes, dtype=np.uint8, node=0, page_size="2M", strict=True)
 
 
 def test_empty_pool_without_strict_falls_back_and_says_so(hugepage_pool):
     hugepage_pool(2048, 1)
     with pytest.warns(numamap.FallbackWarning, match="cannot get 2M pages"):
-        a = numamap.zeros(16 << 20, dtype=np.uint8, node=0, page_size="2M")
+        a = numamap.zeros(_beyond_node0_pool()[1], dtype=np.uint8, node=0, page_size="2M")
     assert a.base.page_kind in ("thp", "base") and "cannot get 2M pages" in a.base.fallback
     assert "fallback" in a.base.summary()
 
@@ -72,6 +79,6 @@ def test_large_pages_on_a_small_page_section_is_an_error():
 
 def test_hugetlb_section_beyond_the_pool_fails_at_map_time(hugepage_pool):
     hugepage_pool(2048, 1)
-    with numamap.Section(8 << 20, page_size="2M") as sec:
+    with numamap.Section(_beyond_node0_pool()[1], page_size="2M") as sec:
         with pytest.raises(MemoryError, match="huge-page pool"):
             sec.map(node=0)
