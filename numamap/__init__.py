@@ -11,11 +11,13 @@ from .arrays import (Migration, asarray, empty, empty_like, full, full_like, mig
                      ones_like, view_of, where, zeros, zeros_like)
 from .partitioned import blocks, partitioned
 from .placement import Placement
+from .policy import handler_name, policy
 from .reservation import Reservation, reserve
 from .ringbuffer import ring_buffer
 from .section import Section
 from .topology import HugePagePool, Node, Topology, allocation_granularity, topology
 from .view import View
+from .workers import NodePool
 
 __version__ = "0.1.0"
 PLATFORM = _backend.PLATFORM
@@ -27,8 +29,8 @@ def capabilities() -> dict:
 
 
 __all__ = [
-    "FallbackError", "FallbackWarning", "HugePagePool", "Migration", "Node", "PLATFORM",
+    "FallbackError", "FallbackWarning", "HugePagePool", "Migration", "Node", "NodePool", "PLATFORM",
     "Placement", "Reservation", "Section", "Topology", "View", "allocation_granularity",
-    "asarray", "blocks", "capabilities", "empty", "empty_like", "full", "full_like", "migrate", "ones",
-    "ones_like", "partitioned", "reserve", "ring_buffer", "topology", "view_of", "where", "zeros", "zeros_like",
+    "asarray", "blocks", "capabilities", "empty", "empty_like", "full", "full_like", "handler_name", "migrate",
+    "ones", "ones_like", "partitioned", "policy", "reserve", "ring_buffer", "topology", "view_of", "where", "zeros", "zeros_like",
 ]

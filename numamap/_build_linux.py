@@ -57,14 +57,72 @@ int nm_move_pages(int pid, unsigned long count, void **pages, const int *nodes, 
 int nm_populate_write(void *addr, size_t length, size_t page_size, int *used_madvise);
 """
 
+# The NEP 49 memory handler (_linux_policy.c): declarations of _linux_policy.h.
+POLICY_CDEF = """
+#define NM_POLICY_THP_LEAVE ...
+#define NM_POLICY_THP_ASK ...
+#define NM_POLICY_THP_FORBID ...
+#define NM_BLOCK_SMALL ...
+#define NM_BLOCK_MAPPED ...
+#define NM_BLOCK_HUGETLB ...
+#define NM_POLICY_MAX_NODE ...
+#define NM_POLICY_AUTO_SIZES ...
+
+typedef struct {
+    const char *name;
+    int node;
+    int thp;
+    size_t min_size;
+    size_t base_page;
+    size_t thp_size;
+    size_t huge_page;
+    size_t auto_huge_pages[4];
+} nm_policy_config;
+
+typedef struct {
+    uint64_t mapped;
+    uint64_t unmapped;
+    uint64_t hugetlb;
+    uint64_t hugetlb_fallbacks;
+    uint64_t remapped;
+    uint64_t errors;
+    int last_error;
+} nm_policy_stats;
+
+typedef struct {
+    int kind;
+    size_t size;
+    size_t length;
+    size_t page_size;
+} nm_block_info;
+
+int nm_policy_new(const nm_policy_config *config, void **handler_out);
+void nm_policy_delete(void *handler);
+int nm_policy_check(void *handler);
+void nm_policy_get_stats(void *handler, nm_policy_stats *out);
+int nm_policy_block_info(const void *data, nm_block_info *out);
+const char *nm_policy_capsule_name(void);
+uintptr_t nm_policy_capsule_destructor(void);
+"""
+
+# numamap bench's copy-bandwidth limit (_bench_native.c): declarations of _bench_native.h.
+BENCH_CDEF = """
+int nmb_copy_bandwidth(const int *cpus, int ncpus, size_t bytes_per_thread, int repeat,
+                       double *gbps_out);
+"""
+
 _WARNINGS = ["-Wall", "-Wextra", "-Werror"] if os.environ.get("NUMAMAP_WERROR") == "1" else []
 
 ffibuilder = cffi.FFI()
 ffibuilder.cdef(CDEF)
+ffibuilder.cdef(POLICY_CDEF)
+ffibuilder.cdef(BENCH_CDEF)
 ffibuilder.set_source(
     "numamap._linux_cffi",
-    '#include "_linux_native.h"',
-    sources=[str(HERE / "_linux_native.c")],
+    '#include "_linux_native.h"\n#include "_linux_policy.h"\n#include "_bench_native.h"',
+    libraries=["pthread"],
+    sources=[str(HERE / "_linux_native.c"), str(HERE / "_linux_policy.c"),
+             str(HERE / "_bench_native.c")],
     include_dirs=[str(HERE)],
     extra_compile_args=["-std=gnu11", "-O2", *_WARNINGS],
 )

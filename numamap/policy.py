@@ -1,0 +1,408 @@
+"""numpy's own allocations on a NUMA node: a NEP 49 memory handler, installed by a ``with`` block.
+
+``numamap.policy(node)`` installs a PyDataMem_Handler written in C (``_linux_policy.c``, in the
+cffi module): inside the block every array numpy allocates (``np.ones``, ufunc outputs,
+``np.concatenate``, ``np.loadtxt``...) takes its data from that handler. Blocks of at least
+``min_size`` bytes get a mapping of their own bound to the node, with huge pages where asked;
+smaller ones come from malloc, as with numpy's default handler.
+
+How the pieces meet, without numpy's headers at build time:
+
+- the C side makes the handler struct and its context in one heap block, and gives the address of
+  a capsule destructor that frees it;
+- this module wraps the block in a PyCapsule named ``"mem_handler"`` with ``ctypes.pythonapi``,
+  and calls ``PyDataMem_SetHandler`` through numpy's C API table (the ``_ARRAY_API`` capsule;
+  slots 304 and 305 since numpy 1.22, checked once against ``get_handler_name()``).
+
+numpy keeps the handler in a context variable, so the block's effect is scoped as numpy scopes
+handlers: to the current thread (a new thread starts with numpy's default handler on regular
+builds) and to the current asyncio task. Each array holds a reference to the capsule that
+allocated it, so the handler lives as long as any of its arrays.
+"""
+from __future__ import annotations
+
+import contextvars
+import ctypes
+import functools
+import importlib
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._backend import backend
+from ._errors import FallbackError, FallbackWarning, raise_errno
+from ._units import MiB, format_bytes, page_size_name, parse_page_size, parse_size
+
+#: Blocks of at least this many bytes are mapped on the node; smaller ones come from malloc.
+#: Chosen by measurement (docs/policy.md, "Choosing min_size"): a fresh mapping is faulted in page
+#: by page, where malloc mostly reuses memory already faulted in. Below the THP size (2 MiB) that
+#: means one fault per 4 KiB and a loop of np.add on new outputs runs 2.5-5 times slower than with
+#: numpy's default; from 2 MiB up THP serves one fault per 2 MiB and the same loop runs 1.2-1.3
+#: times slower (as fast at 64 MiB, where malloc maps fresh memory too). 2 MiB is also about where
+#: placement starts to matter: smaller arrays mostly live in the caches.
+DEFAULT_MIN_SIZE = 2 * MiB
+
+HANDLER_PREFIX = "numamap_"
+_SET_HANDLER, _GET_HANDLER = 304, 305  # slots of numpy's C API table, stable since numpy 1.22
+_BLOCK_KINDS = {1: "small", 2: "mapped", 3: "hugetlb"}
+
+# The handlers that ``with`` blocks replaced, innermost last: a context variable, like numpy's
+# own, so each thread and asyncio task restores its own.
+_saved: contextvars.ContextVar[tuple] = contextvars.ContextVar("numamap_policy_saved", default=())
+
+
+# --------------------------------------------------------------------------------------------
+# numpy's and Python's C API, reached through ctypes
+
+
+def _multiarray():
+    try:
+        return importlib.import_module("numpy._core.multiarray")
+    except ImportError:  # numpy 1.x
+        return importlib.import_module("numpy.core.multiarray")
+
+
+def _python_function(name: str, restype, *argtypes):
+    function = ctypes.pythonapi[name]  # a fresh object: ctypes.pythonapi's own stays untouched
+    function.restype = restype
+    function.argtypes = argtypes
+    return function
+
+
+@dataclass(frozen=True)
+class _CApi:
+    capsule_new: object
+    capsule_pointer: object
+    set_handler: object
+    get_handler: object
+
+
+@functools.lru_cache(maxsize=None)
+def _c_api() -> _CApi:
+    """The C functions this module calls, with numpy's table slots checked once."""
+    capsule_pointer = _python_function("PyCapsule_GetPointer", ctypes.c_void_p, ctypes.py_object,
+                                       ctypes.c_char_p)
+    capsule_new = _python_function("PyCapsule_New", ctypes.py_object, ctypes.c_void_p,
+                                   ctypes.c_void_p, ctypes.c_void_p)
+    umath = None
+    for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            umath = importlib.import_module(name)
+            break
+        except ImportError:
+            continue
+    table_capsule = getattr(umath, "_ARRAY_API", None)
+    if table_capsule is None:
+        raise RuntimeError(f"numpy {np.__version__} exposes no _ARRAY_API capsule: numamap.policy "
+                           "needs numpy 1.22 or newer")
+    table = ctypes.cast(capsule_pointer(table_capsule, None), ctypes.POINTER(ctypes.c_void_p))
+    api = _CApi(capsule_new, capsule_pointer,
+                ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.py_object)(table[_SET_HANDLER]),
+                ctypes.PYFUNCTYPE(ctypes.py_object)(table[_GET_HANDLER]))
+    # Slot 305 must give the capsule of the handler numpy names as current.
+    current = api.get_handler()
+    handler = capsule_pointer(current, b"mem_handler")
+    expected = _multiarray().get_handler_name()
+    if not handler or ctypes.string_at(handler) != expected.encode():
+        raise RuntimeError(f"numpy {np.__version__}'s C API table does not hold PyDataMem_GetHandler "
+                           f"at slot {_GET_HANDLER}: numamap.policy cannot install its handler")
+    return api
+
+
+# --------------------------------------------------------------------------------------------
+# Which handler owns an array
+
+
+def _owner(arr):
+    """The ndarray that owns ``arr``'s data (walking ``.base``), or None."""
+    obj = arr
+    while obj is not None:
+        if isinstance(obj, np.ndarray):
+            if obj.flags.owndata:
+                return obj
+            obj = obj.base
+        elif isinstance(obj, memoryview):
+            obj = obj.obj
+        else:
+            return None
+    return None
+
+
+def handler_name(arr=None) -> str | None:
+    """The name of the NEP 49 handler that allocated ``arr``'s data, or of the current one.
+
+    numpy's ``get_handler_name(arr)`` answers None for arrays that do not own their data (views,
+    slices, reshapes); this walks ``.base`` to the array that does. None when no ndarray owns the
+    data (arrays over numamap Views, ``np.frombuffer`` over bytes...).
+
+    Parameters
+    ----------
+    arr : numpy.ndarray, optional
+        Without it: the handler installed in the current context.
+
+    Examples
+    --------
+    >>> import numpy as np, numamap
+    >>> numamap.handler_name(np.arange(10)[::2])
+    'default_allocator'
+    """
+    get_name = _multiarray().get_handler_name
+    if arr is None:
+        return get_name()
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"handler_name() takes a numpy array, not {type(arr).__name__}")
+    owner = _owner(arr)
+    return None if owner is None else get_name(owner)
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """What kind of block of a numamap handler holds an array's data.
+
+    ``kind`` is 'small' (malloc'd: below the policy's ``min_size``), 'mapped' (a mapping of base
+    pages, THP where asked) or 'hugetlb'. ``size`` is the byte count numpy asked for (for small
+    blocks, what malloc reserved); ``length`` and ``page_size`` are the bytes and the size of the
+    pages behind the data (0 for small blocks).
+    """
+
+    kind: str
+    size: int
+    length: int
+    page_size: int
+
+
+def block_info(arr) -> BlockInfo | None:
+    """The block under ``arr`` if a numamap handler allocated it (walking ``.base``), else None."""
+    owner = _owner(arr) if isinstance(arr, np.ndarray) else None
+    if owner is None or not (handler_name(owner) or "").startswith(HANDLER_PREFIX):
+        return None
+    from ._linux_cffi import ffi, lib
+
+    info = ffi.new("nm_block_info *")
+    address = owner.__array_interface__["data"][0]
+    if lib.nm_policy_block_info(ffi.cast("void *", address), info) != 0:
+        return None
+    return BlockInfo(_BLOCK_KINDS[info.kind], int(info.size), int(info.length), int(info.page_size))
+
+
+# --------------------------------------------------------------------------------------------
+# The policy
+
+
+def _pool_configured(page_size: int) -> bool:
+    """Whether the machine has a hugetlb pool of ``page_size`` at all ('auto' tries only those:
+    a try costs a few calls even when it fails)."""
+    pool = backend.hugepage_pool(page_size, None)
+    overcommit = backend._read("/", f"sys/kernel/mm/hugepages/hugepages-{page_size // 1024}kB/"
+                                    "nr_overcommit_hugepages")
+    return bool(pool and pool.total) or bool(overcommit and overcommit.strip() not in ("", "0"))
+
+
+def _thp_size() -> int:
+    text = backend._read("/", "sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+    return int(text) if text and text.isdigit() else 2 * MiB
+
+
+class Policy:
+    """A NEP 49 handler that places numpy's large allocations on a node: see :func:`policy`.
+
+    Use it as a context manager (``with``), or :meth:`install` it for the rest of a thread's
+    life. One Policy may be entered any number of times, nested, and from several threads.
+
+    Attributes
+    ----------
+    node : int or None
+        The node of mapped blocks; None leaves placement to the kernel (first touch).
+    name : str
+        The handler's name, as ``numpy.get_handler_name`` and :func:`handler_name` report it.
+    page_size : int or None
+        The hugetlb or base page size asked for; None for 'auto'.
+    min_size : int
+        Blocks of at least this many bytes are mapped; smaller ones are malloc'd.
+    fallback : str or None
+        What could not be honoured (placement refused on a one-node machine) and what it does instead.
+    """
+
+    def __init__(self, node=None, *, page_size="auto", min_size=DEFAULT_MIN_SIZE, strict=False):
+        from ._linux_cffi import ffi, lib
+        from .view import check_request
+
+        request = check_request(node, "preferred", None)
+        self.node = request.node
+        self.min_size = parse_size(min_size, name="min_size")
+        self.page_size = parse_page_size(page_size)
+        self.fallback = None
+        base = backend.base_page_size()
+        huge_sizes = backend.huge_page_sizes()
+        if self.page_size is not None and self.page_size != base and self.page_size not in huge_sizes:
+            raise ValueError(f"page_size={page_size!r}: this machine serves {page_size_name(base)} and "
+                             f"{', '.join(page_size_name(s) for s in huge_sizes) or 'no huge'} pages")
+        self.name = HANDLER_PREFIX + (f"node{self.node}" if self.node is not None else "local")
+
+        config = ffi.new("nm_policy_config *")
+        name = ffi.new("char[]", self.name.encode())
+        config.name = name
+        config.min_size = self.min_size
+        config.base_page = base
+        if self.page_size == base:  # '4K': base pages, even where THP is 'always'
+            config.thp = lib.NM_POLICY_THP_FORBID
+        else:  # hugetlb pages where they can be had, else base pages with THP asked for
+            thp = backend.thp_mode() in ("always", "madvise")
+            config.thp = lib.NM_POLICY_THP_ASK if thp else lib.NM_POLICY_THP_LEAVE
+            config.thp_size = _thp_size()
+        if self.page_size is None:
+            auto = [size for size in sorted(huge_sizes, reverse=True) if _pool_configured(size)]
+            for i, size in enumerate(auto[:lib.NM_POLICY_AUTO_SIZES]):
+                config.auto_huge_pages[i] = size
+        elif self.page_size != base:
+            config.huge_page = self.page_size
+
+        config.node = -1 if self.node is None else self.node
+        capsule = self._new_capsule(config)
+        if self.node is not None:
+            err = _check_placement(capsule)
+            if err:
+                why = f"mbind refused node {self.node} ({os.strerror(err)})"
+                if strict or len(backend.memory_nodes()) > 1:
+                    raise FallbackError(err, f"numamap.policy cannot place memory on node {self.node}: "
+                                        f"{why}; containers need CAP_SYS_NICE or a seccomp profile "
+                                        "that allows mbind")
+                self.fallback = f"{why}; mapped blocks take the kernel's default placement on the only node"
+                warnings.warn(self.fallback, FallbackWarning, stacklevel=3)
+                config.node = -1
+                capsule = self._new_capsule(config)
+        self._capsule = capsule  # what numpy and every array it allocates hold
+
+    @staticmethod
+    def _new_capsule(config):
+        """A new C handler for ``config``, in a capsule whose destructor frees it."""
+        from ._linux_cffi import ffi, lib
+
+        out = ffi.new("void **")
+        raise_errno(lib.nm_policy_new(config, out), "creating the memory handler")
+        address = int(ffi.cast("uintptr_t", out[0]))
+        api = _c_api()
+        try:
+            capsule = api.capsule_new(address, int(ffi.cast("uintptr_t", lib.nm_policy_capsule_name())),
+                                      int(lib.nm_policy_capsule_destructor()))
+        except BaseException:
+            lib.nm_policy_delete(out[0])
+            raise
+        return capsule
+
+    # -- installing ----------------------------------------------------------------------------
+    def __enter__(self) -> "Policy":
+        previous = _c_api().set_handler(self._capsule)
+        _saved.set(_saved.get() + (previous,))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        saved = _saved.get()
+        if not saved:
+            raise RuntimeError("numamap.policy: leaving a block that was not entered in this "
+                               "context (thread or task)")
+        _saved.set(saved[:-1])
+        _c_api().set_handler(saved[-1])
+
+    def install(self) -> None:
+        """Make this the handler of the current context from now on, with no block to leave.
+
+        For thread initializers: a pool thread that installs its node's policy keeps it for the
+        thread's whole life. Use ``with`` everywhere else.
+        """
+        _c_api().set_handler(self._capsule)
+
+    # -- reporting -----------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        """Counters of the mapped path: blocks mapped and unmapped, hugetlb blocks, hugetlb
+        fallbacks (explicit page sizes only), resizes in place or by mremap, failed calls and
+        the errno of the latest."""
+        from ._linux_cffi import ffi, lib
+
+        out = ffi.new("nm_policy_stats *")
+        lib.nm_policy_get_stats(_handler_of(self._capsule), out)
+        return {name: int(getattr(out, name)) for name in ("mapped", "unmapped", "hugetlb",
+                "hugetlb_fallbacks", "remapped", "errors", "last_error")}
+
+    def __repr__(self) -> str:
+        where = f"node {self.node}" if self.node is not None else "the kernel's placement"
+        pages = "auto" if self.page_size is None else page_size_name(self.page_size)
+        text = (f"<numamap.policy {self.name!r}: blocks >= {format_bytes(self.min_size)} on {where}, "
+                f"pages {pages}")
+        return text + (f"; fallback: {self.fallback}>" if self.fallback else ">")
+
+
+def _handler_of(capsule):
+    """The C handler in ``capsule``, as a cffi pointer."""
+    from ._linux_cffi import ffi
+
+    return ffi.cast("void *", _c_api().capsule_pointer(capsule, b"mem_handler"))
+
+
+def _check_placement(capsule) -> int:
+    """errno of placing one page as the handler would (0: it can)."""
+    from ._linux_cffi import lib
+
+    return lib.nm_policy_check(_handler_of(capsule))
+
+
+def policy(node=None, *, page_size="auto", min_size=DEFAULT_MIN_SIZE, strict: bool = False) -> Policy:
+    """A context manager that makes numpy allocate large arrays on ``node``.
+
+    Inside ``with numamap.policy(node):`` numpy's allocations of at least ``min_size`` bytes get
+    a mapping of their own, bound to ``node`` (MPOL_PREFERRED: pages spill to other nodes only
+    when the node is full), on huge pages where ``page_size`` says so; smaller allocations come
+    from malloc, so small arrays keep their speed. The handler is C code in numamap's compiled
+    module: no Python runs per allocation. Arrays made inside the block stay valid after it ends,
+    and after the thread that made them ends.
+
+    Parameters
+    ----------
+    node : int, optional
+        The node for large allocations. None binds nothing: pages go where the kernel puts them
+        (the first-touching thread's node), but large arrays still get their own mappings and
+        huge pages.
+    page_size : {'auto', '4K', '2M', '1G'}
+        'auto': hugetlb pages for arrays of at least one huge page when the machine has a
+        pool of that size (as the policy is created) and the node's pool can serve them all
+        (faulted in at allocation), else base pages with transparent huge pages asked for.
+        '4K': base pages only, even where THP is 'always'. '2M' or '1G': hugetlb pages for
+        every mapped array, rounded up; when the pool cannot serve, base pages (counted in
+        :meth:`Policy.stats` as ``hugetlb_fallbacks``).
+    min_size : int or str
+        The smallest allocation that is mapped (default 2 MiB, chosen by measurement: see
+        docs/policy.md). 0 maps every allocation.
+    strict : bool
+        Raise FallbackError when the node cannot be bound on a one-node machine (where the
+        default is to warn and leave placement to the kernel). With several nodes a refused
+        binding always raises.
+
+    Returns
+    -------
+    Policy
+
+    Raises
+    ------
+    NotImplementedError
+        On Windows, where numamap's bindings are ABI-mode and there is no compiled handler.
+
+    Examples
+    --------
+    >>> import numpy as np, numamap
+    >>> with numamap.policy(0):
+    ...     a = np.ones(1 << 20)          # 8 MiB: mapped on node 0
+    ...     b = np.ones(16)               # 128 bytes: malloc
+    >>> numamap.handler_name(a), numamap.where(a).fraction_on(0)
+    ('numamap_node0', 1.0)
+    """
+    if backend.PLATFORM != "linux":
+        raise NotImplementedError(
+            "numamap.policy needs numamap's compiled (API-mode) module, which exists on Linux only: "
+            f"on {backend.PLATFORM} the bindings are ABI-mode and there is no C memory handler. "
+            "Allocate node-placed arrays with numamap.empty/zeros/ones(..., node=N) instead.")
+    return Policy(node, page_size=page_size, min_size=min_size, strict=strict)
+
+
+__all__ = ["DEFAULT_MIN_SIZE", "BlockInfo", "Policy", "block_info", "handler_name", "policy"]

@@ -1,0 +1,413 @@
+"""Thread pools pinned to NUMA nodes: work runs on the node whose memory it touches.
+
+:class:`NodePool` owns one :class:`concurrent.futures.ThreadPoolExecutor` per node. Every thread
+of a node's pool pins itself to that node's CPUs when it starts and installs the node's NEP 49
+policy (:func:`numamap.policy`) for its whole life, so the arrays it allocates and the pages it
+faults in land on its node.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .topology import topology
+
+__all__ = ["NodePool", "WorkerThread", "current_node"]
+
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class WorkerThread:
+    """One thread of a :class:`NodePool`, as it reported itself when it started.
+
+    Attributes
+    ----------
+    node : int
+        The node it serves.
+    name : str
+        ``threading`` name, ``numamap-node<N>_<i>``.
+    ident, native_id : int
+        ``threading.get_ident()`` and the OS thread id (``os.sched_getaffinity(native_id)``
+        reads its CPU mask on Linux).
+    cpus : tuple of int or None
+        The CPUs it may run on, read back after pinning; None when it is not pinned.
+    policy : bool
+        Whether the node's NEP 49 policy is installed in it.
+    """
+
+    node: int
+    name: str
+    ident: int
+    native_id: int
+    cpus: tuple[int, ...] | None
+    policy: bool
+
+
+def current_node() -> int | None:
+    """The node of the :class:`NodePool` thread calling this; None outside pool threads."""
+    return getattr(_local, "node", None)
+
+
+# -- pinning ---------------------------------------------------------------------------------------
+
+def _pinning_method() -> tuple[str | None, str | None]:
+    """(method, reason it is missing)."""
+    if sys.platform.startswith("linux") and hasattr(os, "sched_setaffinity"):
+        return "sched_setaffinity", None
+    if sys.platform == "win32":
+        return "SetThreadGroupAffinity", None
+    return None, f"numamap cannot pin threads on {sys.platform}"
+
+
+def _pin_linux(cpus: tuple[int, ...]) -> tuple[int, ...]:
+    os.sched_setaffinity(0, cpus)  # 0: the calling thread only
+    got = tuple(sorted(os.sched_getaffinity(0)))
+    if set(got) != set(cpus):
+        raise OSError(f"sched_setaffinity asked for CPUs {list(cpus)} but the thread got {list(got)}")
+    return got
+
+
+def _pin_windows(cpus: tuple[int, ...]) -> tuple[int, ...]:
+    """SetThreadGroupAffinity through ctypes (the cffi bindings carry memory calls only).
+
+    A thread lives in one processor group: a node spanning several groups (possible on Windows
+    11 with more than 64 CPUs per node) pins to the group holding most of its CPUs.
+    """
+    import ctypes
+    from ctypes import wintypes
+
+    from . import _windows
+
+    class GroupAffinity(ctypes.Structure):
+        _fields_ = [("Mask", ctypes.c_size_t), ("Group", wintypes.WORD), ("Reserved", wintypes.WORD * 3)]
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.GetCurrentThread.restype = wintypes.HANDLE
+    kernel32.SetThreadGroupAffinity.argtypes = [wintypes.HANDLE, ctypes.POINTER(GroupAffinity),
+                                                ctypes.POINTER(GroupAffinity)]
+    kernel32.SetThreadGroupAffinity.restype = wintypes.BOOL
+    kernel32.GetThreadGroupAffinity.argtypes = [wintypes.HANDLE, ctypes.POINTER(GroupAffinity)]
+    kernel32.GetThreadGroupAffinity.restype = wintypes.BOOL
+
+    bases = _windows._group_bases()
+    masks: dict[int, int] = {}
+    for cpu in cpus:
+        group = max(g for g, base in enumerate(bases) if base <= cpu)
+        masks[group] = masks.get(group, 0) | 1 << (cpu - bases[group])
+    group = max(masks, key=lambda g: (bin(masks[g]).count("1"), -g))
+    wanted, previous = GroupAffinity(masks[group], group), GroupAffinity()
+    thread = kernel32.GetCurrentThread()
+    if not kernel32.SetThreadGroupAffinity(thread, ctypes.byref(wanted), ctypes.byref(previous)):
+        raise ctypes.WinError(ctypes.get_last_error())
+    got = GroupAffinity()
+    if not kernel32.GetThreadGroupAffinity(thread, ctypes.byref(got)):
+        raise ctypes.WinError(ctypes.get_last_error())
+    mask, base = int(got.Mask), bases[got.Group] if got.Group < len(bases) else got.Group * 64
+    return tuple(base + bit for bit in range(mask.bit_length()) if mask >> bit & 1)
+
+
+def _policy_factory():
+    """numamap.policy, or (None, why it is missing)."""
+    try:
+        module = importlib.import_module("numamap.policy")
+        return getattr(module, "policy"), None
+    except (ImportError, AttributeError) as exc:
+        return None, f"numamap.policy is not available ({exc})"
+
+
+# -- the pool --------------------------------------------------------------------------------------
+
+class NodePool:
+    """One pinned thread pool per NUMA node.
+
+    All threads start (and pin themselves) before the constructor returns, so a thread that
+    cannot pin itself raises here. Use the pool as a context manager, or call :meth:`close`.
+
+    Parameters
+    ----------
+    nodes : sequence of int, optional
+        The nodes to serve; every node with memory and CPUs this process may use by default.
+    threads_per_node : int or mapping of int to int, optional
+        Threads of each node's pool; the node's usable CPU count by default.
+    policy : bool or dict
+        Install :func:`numamap.policy` for the node in every thread (True, the default), not at
+        all (False), or with these keyword arguments (a dict, e.g. ``{"page_size": "2M"}``).
+
+    Attributes
+    ----------
+    nodes : tuple of int
+    pinning : str or None
+        How threads are pinned: 'sched_setaffinity' (Linux), 'SetThreadGroupAffinity'
+        (Windows), or None when they could not be.
+    fallbacks : tuple of str
+        What could not be done (pinning, policy) and why.
+
+    Examples
+    --------
+    >>> import numamap
+    >>> from numamap.workers import NodePool
+    >>> a = numamap.partitioned((4096, 4))
+    >>> with NodePool() as pool:
+    ...     _ = pool.first_touch(a, 1.0)
+    ...     sums = pool.map_blocks(lambda block: float(block.sum()), a)
+    >>> sum(sums)
+    16384.0
+    """
+
+    def __init__(self, nodes=None, threads_per_node=None, *, policy=True):
+        topo = topology()
+        if nodes is None:
+            nodes = [n.id for n in topo.nodes if n.has_memory and topo.cpus_of(n.id)]
+            if not nodes:
+                raise ValueError("no node has both memory and CPUs this process may run on: "
+                                 f"{topo!r}")
+        else:
+            if isinstance(nodes, (int, np.integer)):
+                raise TypeError("nodes must be a sequence of node ids, e.g. nodes=[0, 1]")
+            nodes = [_node_id(n) for n in nodes]
+            if not nodes:
+                raise ValueError("nodes must not be empty")
+            if len(set(nodes)) != len(nodes):
+                raise ValueError(f"nodes={nodes} repeats a node")
+            usable = [n.id for n in topo.nodes if topo.cpus_of(n.id)]
+            for n in nodes:
+                if n not in topo.node_ids:
+                    raise ValueError(f"node {n} is unknown: nodes with CPUs this process may use "
+                                     f"are {usable}")
+                if not topo.cpus_of(n):
+                    raise ValueError(f"node {n} has no CPUs this process may run on: nodes with "
+                                     f"such CPUs are {usable}")
+        self.nodes: tuple[int, ...] = tuple(nodes)
+        self._cpus = {n: tuple(topo.cpus_of(n)) for n in self.nodes}
+        self._threads_wanted = {n: _thread_count(threads_per_node, n, len(self._cpus[n]))
+                                for n in self.nodes}
+        memory = {n.id for n in topo.nodes if n.has_memory}
+
+        fallbacks: list[str] = []
+        self.pinning, why = _pinning_method()
+        if why:
+            fallbacks.append(f"threads are not pinned: {why}")
+        # One Policy per node, made here so that errors surface in the constructor; a Policy
+        # may be installed in any number of threads.
+        self._policies: dict[int, Any] = {}
+        if policy is not False and policy is not None:
+            factory, why = _policy_factory()
+            kwargs = dict(policy) if isinstance(policy, dict) else {}
+            if why:
+                fallbacks.append(f"no NEP 49 policy in the threads: {why}")
+            else:
+                for n in self.nodes:
+                    if n not in memory:
+                        fallbacks.append(f"node {n} has no memory: its threads allocate with the "
+                                         "system's default policy")
+                        continue
+                    try:
+                        self._policies[n] = factory(n, **kwargs)
+                    except NotImplementedError as exc:
+                        fallbacks.append(f"no NEP 49 policy in the threads: {exc}")
+                        break
+        self._fallbacks = fallbacks
+        self._lock = threading.Lock()
+        self._workers: dict[int, list[WorkerThread]] = {n: [] for n in self.nodes}
+        self._init_errors: list[BaseException] = []
+        self._closed = False
+        self._executors: dict[int, cf.ThreadPoolExecutor] = {}
+        try:
+            for n in self.nodes:
+                self._executors[n] = cf.ThreadPoolExecutor(
+                    max_workers=self._threads_wanted[n], thread_name_prefix=f"numamap-node{n}",
+                    initializer=self._start_thread, initargs=(n,))
+            self._start_all()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- thread start ---------------------------------------------------------------------------
+    def _start_thread(self, node: int) -> None:
+        """Initializer of every pool thread: pin, install the policy, report."""
+        try:
+            cpus = None
+            if self.pinning == "sched_setaffinity":
+                cpus = _pin_linux(self._cpus[node])
+            elif self.pinning == "SetThreadGroupAffinity":
+                try:
+                    cpus = _pin_windows(self._cpus[node])
+                except (OSError, AttributeError) as exc:  # AttributeError: export missing
+                    with self._lock:
+                        if self.pinning is not None:
+                            self.pinning = None
+                            self._fallbacks.append(f"threads are not pinned: SetThreadGroupAffinity "
+                                                   f"failed ({exc})")
+            installed = False
+            manager = self._policies.get(node)
+            if manager is not None:
+                if hasattr(manager, "install"):
+                    manager.install()  # for the thread's whole life
+                else:
+                    manager.__enter__()  # never left: the thread's context ends with it
+                _local.policy = manager
+                installed = True
+            _local.node = node
+            current = threading.current_thread()
+            info = WorkerThread(node, current.name, threading.get_ident(), threading.get_native_id(),
+                                cpus, installed)
+            with self._lock:
+                self._workers[node].append(info)
+        except BaseException as exc:
+            with self._lock:
+                self._init_errors.append(exc)
+            raise
+
+    def _start_all(self, timeout: float = 60.0) -> None:
+        """Make every executor start all its threads now (they are lazy otherwise)."""
+        total = sum(self._threads_wanted.values())
+        barrier = threading.Barrier(total)
+        futures = [self._executors[n].submit(barrier.wait, timeout)
+                   for n in self.nodes for _ in range(self._threads_wanted[n])]
+        for future in cf.as_completed(futures):
+            if future.exception() is not None:
+                barrier.abort()
+        if self._init_errors:
+            error = self._init_errors[0]
+            raise RuntimeError(f"a NodePool thread could not start: {error!r}") from error
+        for future in futures:
+            future.result()
+
+    # -- inspection -----------------------------------------------------------------------------
+    def cpus(self, node: int) -> tuple[int, ...]:
+        """The CPUs the threads of ``node`` are pinned to."""
+        return self._cpus[self._check(node)]
+
+    def threads(self, node: int | None = None) -> tuple[WorkerThread, ...]:
+        """The pool's threads (of one node, or all), in start order."""
+        with self._lock:
+            if node is None:
+                return tuple(t for n in self.nodes for t in self._workers[n])
+            return tuple(self._workers[self._check(node)])
+
+    @property
+    def fallbacks(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._fallbacks)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check(self, node) -> int:
+        node = _node_id(node)
+        if node not in self._executors:
+            raise ValueError(f"node {node} is not in this pool: its nodes are {list(self.nodes)}")
+        return node
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        nodes = ", ".join(f"node {n}: {self._threads_wanted[n]} thread"
+                          f"{'s' if self._threads_wanted[n] != 1 else ''} on CPUs {list(self._cpus[n])}"
+                          for n in self.nodes)
+        return f"<NodePool {state}; {nodes}; pinning {self.pinning or 'unavailable'}>"
+
+    # -- work -----------------------------------------------------------------------------------
+    def submit(self, node: int, fn: Callable, /, *args, **kwargs) -> cf.Future:
+        """Run ``fn(*args, **kwargs)`` in a thread of ``node``; a Future of its result.
+
+        ``future.result()`` re-raises an exception of ``fn`` with its traceback.
+        """
+        node = self._check(node)
+        if self._closed:
+            raise RuntimeError("this NodePool is closed")
+        return self._executors[node].submit(fn, *args, **kwargs)
+
+    def _block_jobs(self, arr: np.ndarray) -> list[tuple[int, Any]]:
+        from .partitioned import blocks
+
+        jobs = [(node, arr[index]) for node, index in blocks(arr)]
+        missing = sorted({node for node, _ in jobs} - set(self.nodes))
+        if missing:
+            raise ValueError(f"the array has blocks on nodes {missing}, which this pool does not "
+                             f"serve: its nodes are {list(self.nodes)}")
+        return jobs
+
+    def map_blocks(self, fn: Callable, arr: np.ndarray, *args, **kwargs) -> list:
+        """``[fn(block, *args, **kwargs) for each block of arr]``, each run on its block's node.
+
+        ``arr`` is an array from :func:`numamap.partitioned` (or a view of one); the blocks are
+        those of :func:`numamap.blocks`, passed as views of ``arr``. The results come back in block
+        order once every call has finished; the first exception in block order is re-raised.
+        """
+        jobs = self._block_jobs(arr)
+        futures = [self.submit(node, fn, block, *args, **kwargs) for node, block in jobs]
+        return _gather(futures)
+
+    def first_touch(self, arr: np.ndarray, value=0) -> np.ndarray:
+        """Write ``value`` into every block of ``arr`` from its own node's threads; returns ``arr``.
+
+        The first write to a page is what places it under the kernel's default policy and under
+        'preferred', so this puts each block's pages on its node. A block is split among its
+        node's threads. ``value`` is a scalar or anything that broadcasts to ``arr``.
+        """
+        from .partitioned import blocks
+
+        value = np.asarray(value)
+        jobs = []
+        for node, index in blocks(arr):
+            if node not in self._executors:
+                raise ValueError(f"the array has a block on node {node}, which this pool does not "
+                                 f"serve: its nodes are {list(self.nodes)}")
+            rows = range(arr.shape[0])[index]
+            for piece in np.array_split(np.arange(rows.start, rows.stop), self._threads_wanted[node]):
+                if len(piece):
+                    jobs.append((node, slice(int(piece[0]), int(piece[-1]) + 1)))
+        source = value if value.ndim == 0 else np.broadcast_to(value, arr.shape)
+        futures = [self.submit(node, _fill, arr[part], source if source.ndim == 0 else source[part])
+                   for node, part in jobs]
+        _gather(futures)
+        return arr
+
+    # -- closing --------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Wait for the queued work, then join every thread. Calling it again does nothing."""
+        self._closed = True
+        for executor in self._executors.values():
+            executor.shutdown(wait=True)
+
+    def __enter__(self) -> "NodePool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _fill(target: np.ndarray, value) -> None:
+    target[...] = value
+
+
+def _gather(futures: list[cf.Future]) -> list:
+    cf.wait(futures)
+    return [f.result() for f in futures]
+
+
+def _node_id(value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"a node must be an int node id, not {type(value).__name__}")
+    return int(value)
+
+
+def _thread_count(spec, node: int, cpus: int) -> int:
+    if spec is None:
+        return cpus
+    if isinstance(spec, dict):
+        count = spec.get(node, cpus)
+    else:
+        count = spec
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise ValueError(f"threads_per_node must be a positive int (or a dict of them), not {count!r}")
+    return int(count)
