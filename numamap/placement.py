@@ -52,6 +52,17 @@ class Placement:
         sizes = ", ".join(f"{page_size_name(s)}: {format_bytes(b)}" for s, b in self.page_sizes.items())
         return f"<Placement of {format_bytes(self.size)} at {self.address:#x}: {per_node}; pages {sizes or 'none'}>"
 
+    def plot(self, *, blocks=None, title=None, figsize=None):
+        """Bar chart of bytes per node by page size, over a strip of the range coloured by node.
+
+        Needs matplotlib (``pip install numamap[plot]``); see
+        :func:`numamap.plotting.plot_placement`, which also takes arrays and finds the blocks
+        of partitioned ones. Returns a matplotlib Figure.
+        """
+        from .plotting import plot_placement
+
+        return plot_placement(self, blocks=blocks, title=title, figsize=figsize)
+
     def _repr_html_(self) -> str:
         rows = "".join(f"<tr><td>{'untouched' if n < 0 else n}</td><td>{format_bytes(b)}</td>"
                        f"<td>{b / max(self.size, 1):.1%}</td></tr>" for n, b in self.bytes_per_node.items())

@@ -109,6 +109,16 @@ class Topology:
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
+    def plot(self, *, figsize=None):
+        """Heat map of the distance matrix beside each node's CPUs and memory.
+
+        Needs matplotlib (``pip install numamap[plot]``); see
+        :func:`numamap.plotting.plot_topology`. Returns a matplotlib Figure.
+        """
+        from .plotting import plot_topology
+
+        return plot_topology(self, figsize=figsize)
+
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{h}</th>" for h in self._HEADER)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
