@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import sys
+import warnings
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class FallbackError(OSError):
@@ -29,3 +33,11 @@ def raise_errno(err: int, what: str, hint: str = "") -> None:
     if err == _errno.EINVAL:
         raise ValueError(message)
     raise OSError(err, message)
+
+
+def warn_fallback(message: str) -> None:
+    """Warn with FallbackWarning at the first caller outside numamap, however deep the call."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, FallbackWarning, stacklevel=level)

@@ -29,7 +29,8 @@ _QUERY_CHUNK = 1 << 20
 
 
 # --------------------------------------------------------------------------------------------
-# Facts about the machine
+# Facts about the machine. Page sizes, THP modes and memory nodes are read once per root: they
+# change only by reconfiguring the kernel, and rereading sysfs dominated small allocations.
 
 
 def _read(root: str, relative: str) -> str | None:
@@ -69,6 +70,7 @@ def allocation_granularity() -> int:
     return base_page_size()
 
 
+@functools.lru_cache(maxsize=None)
 def huge_page_sizes(root: str = "/") -> tuple[int, ...]:
     """The hugetlb page sizes this kernel knows, smallest first (pools may still be empty)."""
     try:
@@ -88,16 +90,19 @@ def _bracketed(text: str | None) -> str:
     return match.group(1) if match else "unsupported"
 
 
+@functools.lru_cache(maxsize=None)
 def thp_mode(root: str = "/") -> str:
     """Transparent huge pages for anonymous memory: 'always', 'madvise', 'never' or 'unsupported'."""
     return _bracketed(_read(root, f"{THP_DIR}/enabled"))
 
 
+@functools.lru_cache(maxsize=None)
 def shmem_thp_mode(root: str = "/") -> str:
     """Transparent huge pages for memfd/shmem sections ('advise' lets madvise ask for them)."""
     return _bracketed(_read(root, f"{THP_DIR}/shmem_enabled"))
 
 
+@functools.lru_cache(maxsize=None)
 def memory_nodes(root: str = "/") -> frozenset[int]:
     """Online nodes that have memory; ``{0}`` on a kernel without NUMA in sysfs."""
     text = _read(root, f"{NODE_DIR}/has_memory")

@@ -34,11 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("info", help="print the NUMA topology").set_defaults(run=_info)
     commands.add_parser("check", help="allocate, touch and verify placement on every node and "
                         "page size; exit 1 on any failure").set_defaults(run=_check)
-    bench = commands.add_parser("bench", help="numamap against plain numpy, as ratios")
-    bench.add_argument("--quick", action="store_true", help="small sizes, few repeats (under a minute)")
-    bench.add_argument("--size", default=None, help="array size for the big workloads, e.g. 4G")
-    bench.add_argument("--repeat", type=int, default=None, help="measurements per figure (>= 5)")
-    bench.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
+    bench = commands.add_parser("bench", help="numamap against plain numpy and the machine's "
+                                "limit, as ratios (median of >= 5 runs, with the spread)")
+    bench.add_argument("--quick", action="store_true",
+                       help="512 MiB arrays and fewer gathers: under a minute on a small machine")
+    bench.add_argument("--size", default=None,
+                       help="bytes of each big array (fill, gather, each STREAM array), e.g. 4G "
+                            "(default 4G, 512M with --quick)")
+    bench.add_argument("--repeat", type=int, default=None,
+                       help="measured runs per figure after a warm-up (>= 5, default 5)")
+    bench.add_argument("--json", metavar="FILE", default=None,
+                       help="also write the results as JSON to FILE ('-': JSON on stdout instead "
+                            "of the table)")
+    bench.add_argument("--plot", metavar="FILE.png", default=None,
+                       help="draw the ratios as a chart (needs matplotlib: pip install numamap[plot])")
+    bench.add_argument("--reserve-hugepages", action="store_true",
+                       help="as root, grow the hugetlb pools for the fill and gather runs and shrink "
+                            "them back after (by default nothing on the system is changed)")
     bench.set_defaults(run=_bench)
     return parser
 

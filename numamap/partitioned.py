@@ -47,7 +47,7 @@ def _split_rows(rows: int, step: int, weights) -> list[int]:
     return [b - a for a, b in zip(bounds, bounds[1:])]
 
 
-def _unit_candidates(page_size, nbytes: int, nodes) -> list[tuple[int | None, int]]:
+def _unit_candidates(page_size, nbytes: int, nodes, weights) -> list[tuple[int | None, int]]:
     """(hugetlb page size or None, boundary unit) pairs to try, best first."""
     wanted = parse_page_size(page_size)
     base = backend.base_page_size()
@@ -57,8 +57,10 @@ def _unit_candidates(page_size, nbytes: int, nodes) -> list[tuple[int | None, in
     out: list[tuple[int | None, int]] = []
     if wanted is None:
         for size in sorted(backend.huge_page_sizes(), reverse=True):
+            # each block needs its share in whole pages, plus one for rounding at the boundaries
+            needed = [-(-int(nbytes * w / sum(weights)) // size) + 1 for w in weights]
             pools = [backend.hugepage_pool(size, n) for n in nodes]
-            if all(p is not None and p.free > 0 for p in pools) and nbytes >= size * len(nodes):
+            if all(p is not None and p.free >= k for p, k in zip(pools, needed)) and nbytes >= size * len(nodes):
                 out.append((size, max(size, granularity)))
         if backend.thp_mode() in ("always", "madvise") and nbytes >= 2 * MiB * len(nodes):
             out.append((None, max(2 * MiB, granularity)))
@@ -110,7 +112,7 @@ def partitioned(shape, dtype=float, *, nodes=None, axis: int = 0, weights=None, 
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
     nbytes = rows * row_bytes
 
-    candidates = _unit_candidates(page_size, nbytes, nodes)
+    candidates = _unit_candidates(page_size, nbytes, nodes, weights)
     for i, (huge, unit) in enumerate(candidates):
         step = unit // math.gcd(unit, row_bytes) if row_bytes else 1
         counts = _split_rows(rows, step, weights)

@@ -78,4 +78,14 @@ def query(address: int, size: int, page_size: int) -> Placement:
     start = address - address % page_size
     span = address + size - start
     nodes = backend.page_nodes(start, span, page_size) if span else np.empty(0, np.int32)
-    return Placement(address, size, page_size, nodes, backend.page_size_breakdown(start, span))
+    sizes = backend.page_size_breakdown(start, span)
+    base = backend.base_page_size()
+    thp = 2 << 20
+    if page_size == base and sizes.get(thp):
+        # smaps counts transparent huge pages per mapping, and a mapping may have merged with its
+        # neighbours: never credit this range with more huge pages than it has touched bytes.
+        touched = int(np.count_nonzero(nodes >= 0)) * page_size
+        capped = min(sizes[thp], touched)
+        sizes = sizes | {base: sizes.get(base, 0) + sizes[thp] - capped, thp: capped}
+        sizes = {k: v for k, v in sorted(sizes.items()) if v > 0}
+    return Placement(address, size, page_size, nodes, sizes)

@@ -26,13 +26,12 @@ import ctypes
 import functools
 import importlib
 import os
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._backend import backend
-from ._errors import FallbackError, FallbackWarning, raise_errno
+from ._errors import FallbackError, raise_errno, warn_fallback
 from ._units import MiB, format_bytes, page_size_name, parse_page_size, parse_size
 
 #: Blocks of at least this many bytes are mapped on the node; smaller ones come from malloc.
@@ -270,7 +269,7 @@ class Policy:
                                         f"{why}; containers need CAP_SYS_NICE or a seccomp profile "
                                         "that allows mbind")
                 self.fallback = f"{why}; mapped blocks take the kernel's default placement on the only node"
-                warnings.warn(self.fallback, FallbackWarning, stacklevel=3)
+                warn_fallback(self.fallback)
                 config.node = -1
                 capsule = self._new_capsule(config)
         self._capsule = capsule  # what numpy and every array it allocates hold

@@ -171,5 +171,8 @@ class Section:
                 f"pages, access={self.access!r}{state}>")
 
     def _repr_html_(self) -> str:
-        return (f"<b>numamap.Section</b> {html.escape(self.name or '(anonymous)')}: "
-                f"{format_bytes(self.size)}, {page_size_name(self.page_size)} pages, access {self.access}")
+        rows = [("name", self.name or "(anonymous)"), ("size", format_bytes(self.size)),
+                ("pages", page_size_name(self.page_size)), ("access", self.access),
+                ("state", "closed" if self.closed else "open")]
+        body = "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+        return f"<b>numamap.Section</b><table>{body}</table>"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import threading
-import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ import numpy as np
 
 from . import placement as _placement
 from ._backend import backend
-from ._errors import FallbackError, FallbackWarning
+from ._errors import FallbackError, warn_fallback
 from ._units import MiB, format_bytes, page_size_name, parse_page_size, round_up
 from .reservation import Reservation, find_reservation
 
@@ -299,7 +298,7 @@ def _fallback(strict: bool, what: str, got: str, exc_type=FallbackError) -> str:
     message = f"{what}; got {got} instead"
     if strict:
         raise exc_type(f"{message} (strict=True forbids falling back)")
-    warnings.warn(message, FallbackWarning, stacklevel=4)
+    warn_fallback(message)
     return message
 
 

@@ -157,3 +157,12 @@ def test_interleave_defaults_to_all_memory_nodes():
     a = numamap.ones(1 << 18, policy="interleave", populate=True)
     nodes = tuple(n.id for n in numamap.topology().nodes if n.has_memory)
     assert a.base.nodes == nodes and a.base.verified is True
+
+
+def test_untouched_thp_array_reports_no_huge_pages():
+    numamap.ones(8 << 20, dtype=np.uint8)  # a touched neighbour whose mapping may merge with ours
+    fresh = numamap.empty(8 << 20, dtype=np.uint8)
+    if fresh.base.page_kind == "hugetlb":  # a 2M pool on this machine served it: pages are reserved
+        assert numamap.where(fresh).page_sizes == {2 << 20: 8 << 20}
+    else:
+        assert numamap.where(fresh).page_sizes.get(2 << 20, 0) == 0

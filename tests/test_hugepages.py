@@ -52,8 +52,9 @@ def test_empty_pool_strict_error_names_the_pool(hugepage_pool):
 
 def test_empty_pool_without_strict_falls_back_and_says_so(hugepage_pool):
     hugepage_pool(2048, 1)
-    with pytest.warns(numamap.FallbackWarning, match="cannot get 2M pages"):
+    with pytest.warns(numamap.FallbackWarning, match="cannot get 2M pages") as record:
         a = numamap.zeros(_beyond_node0_pool()[1], dtype=np.uint8, node=0, page_size="2M")
+    assert record[0].filename == __file__  # the warning points at the caller's line
     assert a.base.page_kind in ("thp", "base") and "cannot get 2M pages" in a.base.fallback
     assert "fallback" in a.base.summary()
 

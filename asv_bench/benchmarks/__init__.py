@@ -1,0 +1,1 @@
+"""numamap's asv suite: every workload measured for plain numpy and for numamap side by side."""
