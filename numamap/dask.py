@@ -30,7 +30,7 @@ from dask.utils import has_keyword
 from distributed import LocalCluster, Nanny, WorkerPlugin
 from distributed.worker_memory import parse_memory_limit
 
-from .topology import topology
+from .topology import node_list, topology
 
 __all__ = ["NodePlugin", "NumaCluster", "dask_setup", "map_blocks", "node_of_worker", "partitioned",
            "pin_process", "resource", "thread_affinities", "workers_by_node"]
@@ -45,8 +45,7 @@ def resource(node: int) -> str:
 
 
 def _usable_nodes() -> list[int]:
-    topo = topology()
-    return [n.id for n in topo.nodes if n.has_memory and topo.cpus_of(n.id)]
+    return list(topology().working_nodes)
 
 
 def _check_nodes(nodes) -> list[int]:
@@ -55,13 +54,7 @@ def _check_nodes(nodes) -> list[int]:
         if not usable:
             raise ValueError("no node has both memory and CPUs this process may run on")
         return usable
-    if isinstance(nodes, (int, np.integer)):
-        raise TypeError("nodes must be a sequence of node ids, e.g. nodes=[0, 1]")
-    nodes = [int(n) for n in nodes]
-    if not nodes:
-        raise ValueError("nodes must not be empty")
-    if len(set(nodes)) != len(nodes):
-        raise ValueError(f"nodes={nodes} repeats a node")
+    nodes = node_list(nodes)
     for n in nodes:
         if n not in usable:
             raise ValueError(f"node {n} is unknown or lacks memory or usable CPUs: nodes with both "

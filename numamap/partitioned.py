@@ -9,21 +9,16 @@ from ._backend import backend
 from ._units import MiB, format_bytes, page_size_name, parse_page_size, round_up
 from .arrays import _check_dtype, _shape, view_of
 from .reservation import reserve
-from .topology import topology
+from .topology import node_list, topology
 from .view import combine, map_memory
 
 
 def _default_nodes_and_weights(nodes, weights):
     topo = topology()
     if nodes is None:
-        nodes = [n.id for n in topo.nodes if n.has_memory and n.has_cpus and topo.cpus_of(n.id)]
-        nodes = nodes or [n.id for n in topo.nodes if n.has_memory]
+        nodes = list(topo.working_nodes) or [n.id for n in topo.nodes if n.has_memory]
     else:
-        if isinstance(nodes, (int, np.integer)):
-            raise TypeError("nodes must be a sequence of node ids, e.g. nodes=[0, 1]")
-        nodes = [int(n) for n in nodes]
-        if not nodes:
-            raise ValueError("nodes must not be empty")
+        nodes = node_list(nodes, repeats=True)  # several blocks may share a node
     if weights is None:
         weights = [max(len(topo.cpus_of(n)) if n in topo.node_ids else 0, 1) for n in nodes]
     else:

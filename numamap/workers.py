@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .topology import topology
+from .topology import node_list, topology
 
 __all__ = ["NodePool", "WorkerThread", "current_node"]
 
@@ -165,18 +165,12 @@ class NodePool:
     def __init__(self, nodes=None, threads_per_node=None, *, policy=True):
         topo = topology()
         if nodes is None:
-            nodes = [n.id for n in topo.nodes if n.has_memory and topo.cpus_of(n.id)]
+            nodes = list(topo.working_nodes)
             if not nodes:
                 raise ValueError("no node has both memory and CPUs this process may run on: "
                                  f"{topo!r}")
         else:
-            if isinstance(nodes, (int, np.integer)):
-                raise TypeError("nodes must be a sequence of node ids, e.g. nodes=[0, 1]")
-            nodes = [_node_id(n) for n in nodes]
-            if not nodes:
-                raise ValueError("nodes must not be empty")
-            if len(set(nodes)) != len(nodes):
-                raise ValueError(f"nodes={nodes} repeats a node")
+            nodes = node_list(nodes)
             usable = [n.id for n in topo.nodes if topo.cpus_of(n.id)]
             for n in nodes:
                 if n not in topo.node_ids:
