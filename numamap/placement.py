@@ -21,7 +21,9 @@ class Placement:
     page_size : int
         The stride of ``nodes``: one entry per page of this size.
     nodes : numpy.ndarray
-        Node of each page; -1 for a page not yet touched.
+        Node of each page; -1 for a page not yet touched. With the kernel's automatic NUMA
+        balancing on (``/proc/sys/kernel/numa_balancing``), some kernels also report -1 for
+        pages it has just marked for a hinting fault, and balancing may move pages later.
     page_sizes : dict
         Bytes of the range by page size (from /proc/self/smaps or QueryWorkingSetEx).
     """
