@@ -8,7 +8,7 @@ import numpy as np
 from ._backend import backend
 from ._units import format_bytes
 from .placement import Placement, query
-from .view import View, map_memory
+from .view import View, check_request, map_memory
 
 
 def _check_dtype(dtype) -> np.dtype:
@@ -199,8 +199,6 @@ def migrate(arr: np.ndarray, node: int) -> Migration:
     The whole view under ``arr`` moves, and from then on new pages are bound to ``node`` too.
     On Windows, where pages cannot be moved, use :func:`asarray` to copy instead.
     """
-    from .view import check_request
-
     view = view_of(arr) if isinstance(arr, np.ndarray) else None
     if view is None:
         raise TypeError("migrate() takes an array made by numamap (its .base is a numamap View); "

@@ -30,7 +30,8 @@ from dask.utils import has_keyword
 from distributed import LocalCluster, Nanny, WorkerPlugin
 from distributed.worker_memory import parse_memory_limit
 
-from .topology import node_list, topology
+from .topology import topology
+from .view import node_list
 
 __all__ = ["NodePlugin", "NumaCluster", "dask_setup", "map_blocks", "node_of_worker", "partitioned",
            "pin_process", "resource", "thread_affinities", "workers_by_node"]

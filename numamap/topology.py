@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
-import numpy as np
-
 from ._backend import backend
 from ._units import format_bytes, page_size_name
 
@@ -180,25 +178,6 @@ def topology(root: str = "/") -> Topology:
                     allocation_granularity=facts["granularity"], base_page_size=facts["page_size"],
                     huge_page_sizes=tuple(facts["huge_page_sizes"]), source=facts["source"],
                     notes=tuple(facts["notes"]), platform=facts["platform"])
-
-
-def node_list(nodes, *, name: str = "nodes", repeats: bool = False) -> list[int]:
-    """Check a user's sequence of node ids: ints, not empty, and no repeats unless ``repeats``.
-
-    Whether the nodes exist and suit the purpose is the caller's to check.
-    """
-    if isinstance(nodes, (int, np.integer)):
-        raise TypeError(f"{name} must be a sequence of node ids, e.g. {name}=[0, 1]")
-    out = []
-    for value in nodes:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"each entry of {name} must be an int node id, not {type(value).__name__}")
-        out.append(int(value))
-    if not out:
-        raise ValueError(f"{name} must not be empty")
-    if not repeats and len(set(out)) != len(out):
-        raise ValueError(f"{name}={out} repeats a node")
-    return out
 
 
 def allocation_granularity() -> int:

@@ -55,10 +55,26 @@ class Request:
         return self.nodes[0] if len(self.nodes) == 1 else None
 
 
-def _check_node(value, name: str) -> int:
+def check_node_id(value, name: str = "node") -> int:
+    """``value`` as an int node id, or TypeError naming ``name``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int node id, not {type(value).__name__}")
     return int(value)
+
+
+def node_list(nodes, *, name: str = "nodes", repeats: bool = False, hint: str = "") -> list[int]:
+    """Check a user's sequence of node ids: ints, not empty, and no repeats unless ``repeats``.
+
+    Whether the nodes exist and suit the purpose is the caller's to check.
+    """
+    if isinstance(nodes, (int, np.integer)):
+        raise TypeError(f"{name} must be a sequence of node ids, e.g. {name}=[0, 1]{hint}")
+    out = [check_node_id(value, f"each entry of {name}") for value in nodes]
+    if not out:
+        raise ValueError(f"{name} must not be empty")
+    if not repeats and len(set(out)) != len(out):
+        raise ValueError(f"{name}={out} repeats a node")
+    return out
 
 
 def check_request(node, policy: str, nodes) -> Request:
@@ -66,13 +82,10 @@ def check_request(node, policy: str, nodes) -> Request:
     if policy not in POLICIES:
         raise ValueError(f"policy={policy!r} is not one of {', '.join(map(repr, POLICIES))}")
     if node is not None:
-        node = _check_node(node, "node")
+        node = check_node_id(node)
     if nodes is not None:
-        if isinstance(nodes, (int, np.integer)):
-            raise TypeError("nodes must be a sequence of node ids, e.g. nodes=[0, 1]; use node= for one")
-        nodes = tuple(_check_node(n, "each entry of nodes") for n in nodes)
-        if not nodes:
-            raise ValueError("nodes must not be empty")
+        # repeats are refused below, after the per-policy checks
+        nodes = tuple(node_list(nodes, repeats=True, hint="; use node= for one"))
         if node is not None and nodes != (node,):
             raise ValueError("give either node= or nodes=, not both")
         if policy == "preferred" and len(nodes) > 1:
@@ -294,10 +307,9 @@ class _ExportedView(View):
 # ----------------------------------------------------------------------------------------------
 
 
-def _fallback(strict: bool, what: str, got: str, exc_type=FallbackError) -> str:
+def _fallback(what: str, got: str) -> str:
+    """Warn about a fallback (callers raise instead under strict=True); return the message."""
     message = f"{what}; got {got} instead"
-    if strict:
-        raise exc_type(f"{message} (strict=True forbids falling back)")
     warn_fallback(message)
     return message
 
@@ -351,7 +363,7 @@ def map_memory(size: int, *, section=None, offset: int = 0, access: str = "rw", 
                     + (pool.describe() if pool else "no such pool"))
             if strict:
                 raise MemoryError(f"cannot get {what}")
-            fallback = _fallback(False, f"cannot get {what}", "base pages" +
+            fallback = _fallback(f"cannot get {what}", "base pages" +
                                  (" with THP requested" if backend.capabilities()["thp"] else ""))
     elif wanted is None and hugetlb:
         for candidate in sorted(backend.huge_page_sizes(), reverse=True):
@@ -417,7 +429,7 @@ def map_memory(size: int, *, section=None, offset: int = 0, access: str = "rw", 
                 if len(backend.memory_nodes()) > 1 or strict:
                     raise FallbackError(exc.errno, f"cannot place memory on nodes {list(request.nodes)}: "
                                         f"{exc.strerror or exc}") from None
-                fallback = _fallback(False, f"the NUMA policy could not be set ({exc.strerror or exc})",
+                fallback = _fallback(f"the NUMA policy could not be set ({exc.strerror or exc})",
                                      "the kernel's default placement on the only node")
         # Hugetlb pages bound to a node are faulted now: a node pool that runs dry must fail
         # here with MemoryError, never later with SIGBUS.

@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .topology import node_list, topology
+from .topology import topology
+from .view import check_node_id, node_list
 
 __all__ = ["NodePool", "WorkerThread", "current_node"]
 
@@ -297,7 +298,7 @@ class NodePool:
         return self._closed
 
     def _check(self, node) -> int:
-        node = _node_id(node)
+        node = check_node_id(node)
         if node not in self._executors:
             raise ValueError(f"node {node} is not in this pool: its nodes are {list(self.nodes)}")
         return node
@@ -387,12 +388,6 @@ def _fill(target: np.ndarray, value) -> None:
 def _gather(futures: list[cf.Future]) -> list:
     cf.wait(futures)
     return [f.result() for f in futures]
-
-
-def _node_id(value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"a node must be an int node id, not {type(value).__name__}")
-    return int(value)
 
 
 def _thread_count(spec, node: int, cpus: int) -> int:
