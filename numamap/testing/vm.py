@@ -406,7 +406,7 @@ def _search_path() -> str:
 
 
 def find_prerequisites(kernel: str | None) -> tuple[str, str, Path]:
-    """Locate QEMU, ``vng`` and the kernel image.
+    """Locate QEMU, ``vng``, busybox and the kernel image.
 
     Parameters
     ----------
@@ -438,6 +438,10 @@ def find_prerequisites(kernel: str | None) -> tuple[str, str, Path]:
             "vng (virtme-ng) not found: install it with `pip install virtme-ng` "
             f"(into this environment: `{sys.executable} -m pip install virtme-ng`)"
         )
+    # virtme-ng builds an initramfs for Debian's modular kernels from busybox; without it the
+    # guest never starts, which must read as a missing tool, not as a dead guest.
+    if shutil.which("busybox", path=search + os.pathsep + "/bin:/usr/bin") is None:
+        problems.append("busybox not found: install it with `apt-get install busybox-static`")
     image: Path | None = None
     if kernel is not None:
         image = Path(kernel)
