@@ -9,13 +9,13 @@ from ._backend import backend as _backend
 from ._errors import FallbackError, FallbackWarning
 from .arrays import (Migration, asarray, empty, empty_like, full, full_like, migrate, ones,
                      ones_like, view_of, where, zeros, zeros_like)
-from .partitioned import blocks, partitioned
+from .partitioning import blocks, partitioned
 from .placement import Placement
-from .policy import handler_name, policy
+from .memory_handler import block_info, handler_name, policy
 from .reservation import Reservation, reserve
 from .ringbuffer import ring_buffer
 from .section import Section
-from .topology import HugePagePool, Node, Topology, allocation_granularity, topology
+from .numa_topology import HugePagePool, Node, Topology, allocation_granularity, topology
 from .view import View
 from .workers import NodePool
 
@@ -32,5 +32,5 @@ __all__ = [
     "FallbackError", "FallbackWarning", "HugePagePool", "Migration", "Node", "NodePool", "PLATFORM",
     "Placement", "Reservation", "Section", "Topology", "View", "allocation_granularity",
     "asarray", "blocks", "capabilities", "empty", "empty_like", "full", "full_like", "handler_name", "migrate",
-    "ones", "ones_like", "partitioned", "policy", "reserve", "ring_buffer", "topology", "view_of", "where", "zeros", "zeros_like",
+    "ones", "ones_like", "partitioned", "policy", "block_info", "reserve", "ring_buffer", "topology", "view_of", "where", "zeros", "zeros_like",
 ]

@@ -1,4 +1,4 @@
-/* numamap's NEP 49 memory handler (see _linux_policy.h and numamap/policy.py).
+/* numamap's NEP 49 memory handler (see _linux_policy.h and numamap/memory_handler.py).
  *
  * numpy calls a handler's malloc/calloc/realloc/free for the data of every array it creates
  * while the handler is installed, and later for that array's realloc and free. This handler

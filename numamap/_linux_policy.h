@@ -2,7 +2,7 @@
  * placed on one NUMA node and whose small blocks come from malloc. See _linux_policy.c.
  *
  * Nothing here needs Python's headers: the handler and its capsule travel as void pointers, and
- * numamap/policy.py wraps them into Python objects with ctypes. */
+ * numamap/memory_handler.py wraps them into Python objects with ctypes. */
 #ifndef NUMAMAP_LINUX_POLICY_H
 #define NUMAMAP_LINUX_POLICY_H
 

@@ -41,7 +41,7 @@ from ._backend import backend
 from ._errors import FallbackWarning
 from ._units import GiB, KiB, MiB, format_bytes, page_size_name, parse_size, round_up
 from .arrays import empty
-from .topology import topology
+from .numa_topology import topology
 
 __all__ = ["BenchResults", "HugePageReservation", "Measure", "Row", "last_level_cache", "numpy_base_pages",
            "machine_limit", "run", "small_array_loop", "main"]
@@ -579,7 +579,7 @@ def _node_pool_class():
 
 def _chunks(pool, arr: np.ndarray):
     """(node, row slice) pieces of a partitioned ``arr``: each block split among its node's threads."""
-    from .partitioned import blocks
+    from .partitioning import blocks
 
     out = []
     for node, rows in blocks(arr):
@@ -622,7 +622,7 @@ def _stream_rows(n: int, repeat: int, limit: Measure | None, limit_note: str,
         numamap_triad = _rates(triad_bytes, _times(lambda: _triad(a, b, c), repeat))
         does = "numamap.empty arrays, one thread (NodePool not available yet)"
     else:
-        from .partitioned import partitioned
+        from .partitioning import partitioned
 
         progress.step("copy: numamap NodePool on partitioned arrays")
         with pool_class() as pool:
@@ -699,7 +699,7 @@ def _gather_rows(n: int, gathers: int, repeat: int, progress: _Progress) -> list
 def _policy_factory():
     """numamap.policy (the function), or None while this build has none."""
     try:
-        from .policy import policy
+        from .memory_handler import policy
     except ImportError:
         return None
     return policy if callable(policy) else None

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from ._units import MiB, format_bytes, page_size_name
 from .arrays import empty, where
-from .topology import Topology, topology
+from .numa_topology import Topology, topology
 
 
 @dataclass(frozen=True)

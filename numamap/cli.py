@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .check import format_results, run_check
-from .topology import topology
+from .numa_topology import topology
 
 
 def _info(args) -> int:

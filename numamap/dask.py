@@ -30,7 +30,7 @@ from dask.utils import has_keyword
 from distributed import LocalCluster, Nanny, WorkerPlugin
 from distributed.worker_memory import parse_memory_limit
 
-from .topology import topology
+from .numa_topology import topology
 from .view import node_list
 
 __all__ = ["NodePlugin", "NumaCluster", "dask_setup", "map_blocks", "node_of_worker", "partitioned",
@@ -139,7 +139,7 @@ def _policy_for(node: int):
     """This process's numamap.policy(node), made once and shared (a Policy may be entered from
     any number of threads); None where there is none (policy module missing, Windows)."""
     try:
-        factory = importlib.import_module("numamap.policy").policy
+        factory = importlib.import_module("numamap.memory_handler").policy
         return factory(node)
     except (ImportError, AttributeError, NotImplementedError) as exc:
         logger.info("numamap: no NEP 49 policy for node %s: %s", node, exc)

@@ -254,7 +254,7 @@ def plot_topology(topo=None, *, figsize=None):
     """
     _pyplot()  # ImportError naming the extra, before anything else
     if topo is None:
-        from .topology import topology
+        from .numa_topology import topology
 
         topo = topology()
     count = len(topo.nodes)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .topology import topology
+from .numa_topology import topology
 from .view import check_node_id, node_list
 
 __all__ = ["NodePool", "WorkerThread", "current_node"]
@@ -118,7 +118,7 @@ def _pin_windows(cpus: tuple[int, ...]) -> tuple[int, ...]:
 def _policy_factory():
     """numamap.policy, or (None, why it is missing)."""
     try:
-        module = importlib.import_module("numamap.policy")
+        module = importlib.import_module("numamap.memory_handler")
         return getattr(module, "policy"), None
     except (ImportError, AttributeError) as exc:
         return None, f"numamap.policy is not available ({exc})"
@@ -322,7 +322,7 @@ class NodePool:
         return self._executors[node].submit(fn, *args, **kwargs)
 
     def _block_jobs(self, arr: np.ndarray) -> list[tuple[int, Any]]:
-        from .partitioned import blocks
+        from .partitioning import blocks
 
         jobs = [(node, arr[index]) for node, index in blocks(arr)]
         missing = sorted({node for node, _ in jobs} - set(self.nodes))
@@ -349,7 +349,7 @@ class NodePool:
         'preferred', so this puts each block's pages on its node. A block is split among its
         node's threads. ``value`` is a scalar or anything that broadcasts to ``arr``.
         """
-        from .partitioned import blocks
+        from .partitioning import blocks
 
         value = np.asarray(value)
         jobs = []

@@ -32,7 +32,7 @@ def usable_nodes():
 
 def policy_available():
     try:
-        from numamap.policy import policy  # noqa: F401
+        from numamap.memory_handler import policy  # noqa: F401
     except ImportError:
         return False
     return sys.platform.startswith("linux")
@@ -85,7 +85,7 @@ def running_cpu() -> int:
 
 def probe_task():
     import numamap.dask as nd
-    from numamap.policy import handler_name
+    from numamap.memory_handler import handler_name
 
     node = nd.node_of_worker()
     made = np.ones(4 * MiB // 8)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import numamap
-from numamap.partitioned import _split_rows
+from numamap.partitioning import _split_rows
 
 MiB = 1 << 20
 

@@ -9,7 +9,7 @@ import pytest
 import numamap
 from numamap import plotting
 from numamap.placement import Placement
-from numamap.topology import HugePagePool
+from numamap.numa_topology import HugePagePool
 
 KiB, MiB = 1 << 10, 1 << 20
 

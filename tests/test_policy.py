@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import numamap
-from numamap.policy import DEFAULT_MIN_SIZE, block_info, handler_name, policy
+from numamap.memory_handler import DEFAULT_MIN_SIZE, block_info, handler_name, policy
 
-policy_module = importlib.import_module("numamap.policy")
+policy_module = importlib.import_module("numamap.memory_handler")
 
 KiB, MiB = 1 << 10, 1 << 20
 MIN = 64 * KiB
@@ -548,7 +548,7 @@ class TestScopeAndLifetime:
             pytest.skip("this numpy has no tests installed")
         script = (
             "import sys, pytest\n"
-            "from numamap.policy import handler_name, policy\n"
+            "from numamap.memory_handler import handler_name, policy\n"
             "p = policy(0, min_size=0); p.install()\n"
             "assert handler_name() == 'numamap_node0'\n"
             "rc = pytest.main(['-q', '-p', 'no:cacheprovider', '-k', sys.argv[2], sys.argv[1]])\n"

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import numamap
-from numamap.topology import _cpulist
+from numamap.numa_topology import _cpulist
 
 pytestmark = pytest.mark.linux
 

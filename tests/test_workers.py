@@ -24,14 +24,14 @@ def policy_available():
     if not LINUX:
         return False
     try:
-        from numamap.policy import policy  # noqa: F401
+        from numamap.memory_handler import policy  # noqa: F401
     except ImportError:
         return False
     return True
 
 
 def handler_name(arr=None):
-    from numamap.policy import handler_name
+    from numamap.memory_handler import handler_name
 
     return handler_name(arr)
 

@@ -7,7 +7,7 @@ from numamap.bench import small_array_loop
 
 def _policy():
     try:
-        from numamap.policy import policy
+        from numamap.memory_handler import policy
     except ImportError:
         return None
     return policy

@@ -9,7 +9,7 @@ from ._backend import backend
 from ._units import MiB, format_bytes, page_size_name, parse_page_size, round_up
 from .arrays import _check_dtype, _shape, view_of
 from .reservation import reserve
-from .topology import topology
+from .numa_topology import topology
 from .view import node_list
 from .view import combine, map_memory
 
