@@ -3,5 +3,9 @@ import sys
 from setuptools import setup
 
 # cffi has no pyproject key for its build scripts; everything else lives in pyproject.toml.
-BUILD_SCRIPTS = {"linux": "numamap/_build_linux.py:ffibuilder", "win32": "numamap/_build_windows.py:ffibuilder"}
-setup(cffi_modules=[s for p, s in BUILD_SCRIPTS.items() if sys.platform.startswith(p)])
+BUILD_SCRIPTS = {
+    "linux": ["numamap/_build_linux.py:ffibuilder", "numamap/_build_bench.py:ffibuilder"],
+    "win32": ["numamap/_build_windows.py:ffibuilder"],
+}
+setup(cffi_modules=[script for platform, scripts in BUILD_SCRIPTS.items()
+                    if sys.platform.startswith(platform) for script in scripts])

@@ -1,9 +1,11 @@
 """numamap: numpy arrays in memory that lives where the work runs.
 
-One façade over per-OS backends (``_linux.py``, ``_windows.py``). Layers, each importing only
-those before it: native bindings -> mapping (``reservation``, ``view``, ``section``) ->
-topology and arrays (``topology``, ``placement``, ``arrays``, ``ringbuffer``) -> tools
-(``check``, ``cli``).
+One façade over per-OS backends (``_linux``, ``_windows``) that share the contract of
+``_contract.py``. Layers, each importing only those below it: native bindings -> backend ->
+mapping (``request``, ``plan``, ``view``, ``section``, ``reservation``) -> arrays and topology
+(``arrays``, ``partitioning``, ``ringbuffer``, ``numa_topology``, ``placement``) -> workers,
+policy and integrations (``workers``, ``memory_handler``, ``dask``, ``bench``, ``check``,
+``cli``). docs/architecture.md draws them.
 """
 from ._backend import backend as _backend
 from ._errors import FallbackError, FallbackWarning

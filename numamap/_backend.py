@@ -1,16 +1,9 @@
-"""Picks the operating system's backend. Both backends define the same names:
+"""Picks the operating system's backend: ``_linux`` or ``_windows``.
 
-Facts: ``PLATFORM``, ``base_page_size()``, ``allocation_granularity()``, ``huge_page_sizes()``,
-``thp_mode()``, ``memory_nodes()``, ``node_memory_free(node)``, ``hugepage_pool(size, node)``,
-``read_topology(root)``, ``capabilities()``.
-
-Objects: ``create_section(...)``/``open_section(name, access)`` return a section handle;
-``map_view(...)`` maps (part of) one, or anonymous memory, with a placement request and returns
-the address; ``unmap_view``; ``reserve_range``/``release_range``/``return_to_reservation``.
-
-Placement: ``populate``, ``page_nodes``, ``page_size_breakdown``, ``move_range``.
-
-Nothing above the backend touches the OS directly.
+Both implement the contract in ``_contract.py`` (same names, same signatures, the records of
+``_records.py``), and each turns system errors into exceptions through its own
+``_errors.ErrorTable``. Nothing above the backend touches the OS or a native module directly;
+docs/architecture.md draws the layers.
 """
 import sys
 

@@ -15,13 +15,6 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#ifndef MADV_HUGEPAGE
-#define MADV_HUGEPAGE 14
-#endif
-
-#define NMB_MAX_THREADS 4096
-#define NMB_MAX_REPEAT 1000
-
 struct nmb_run;
 
 struct nmb_thread {
@@ -162,7 +155,7 @@ int nmb_copy_bandwidth(const int *cpus, int ncpus, size_t bytes_per_thread, int 
                        double *gbps_out)
 {
     if (cpus == NULL || gbps_out == NULL || ncpus < 1 || ncpus > NMB_MAX_THREADS || repeat < 1 ||
-        repeat > NMB_MAX_REPEAT || bytes_per_thread < 4096 ||
+        repeat > NMB_MAX_REPEAT || bytes_per_thread < NMB_MIN_BYTES ||
         bytes_per_thread > SIZE_MAX / 4 / (size_t)ncpus)
         return EINVAL;
 

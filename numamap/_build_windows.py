@@ -5,14 +5,20 @@ loads kernelbase/kernel32/advapi32/ntdll at run time with ``ffi.dlopen``. It run
 (the Windows tier under Wine generates it on Linux). It must not import numamap.
 
 Every type below has a fixed width (``uint32_t`` for DWORD, ``char16_t`` for WCHAR), so the
-description is the same whichever OS generates the module; x64 Windows has one calling
-convention, and ``WINAPI`` keeps the declarations right for 32-bit builds too.
+description is the same whichever OS generates the module. The layouts are x64 Windows's
+(MEMORY_BASIC_INFORMATION's PartitionId, pointer-sized masks): numamap supports 64-bit Windows
+only, and ``_windows_exports`` refuses a 32-bit interpreter. The package parses ``CDEF`` itself
+when the generated module is missing, so this is the one place each declaration is written.
 """
 import pathlib
-
-import cffi
+import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
+# Run as a script, this folder is sys.path[0]: keep the package's modules from shadowing the
+# standard library's (cffi imports subprocess, which imports selectors).
+sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != HERE]
+
+import cffi  # noqa: E402
 
 CDEF = """
 typedef uint8_t BYTE;
@@ -158,6 +164,16 @@ typedef struct {
 } TOKEN_PRIVILEGES;
 
 typedef struct {
+    DWORD dwSize;
+    DWORD cntUsage;
+    DWORD th32ThreadID;
+    DWORD th32OwnerProcessID;
+    LONG tpBasePri;
+    LONG tpDeltaPri;
+    DWORD dwFlags;
+} THREADENTRY32;
+
+typedef struct {
     void *BaseAddress;
     ULONG AllocationAttributes;
     LARGE_INTEGER MaximumSize;
@@ -189,7 +205,6 @@ void * WINAPI MapViewOfFile3FromApp(HANDLE FileMapping, HANDLE Process, void *Ba
     MEM_EXTENDED_PARAMETER *ExtendedParameters, ULONG ParameterCount);
 BOOL WINAPI UnmapViewOfFile(const void *lpBaseAddress);
 BOOL WINAPI UnmapViewOfFileEx(void *BaseAddress, ULONG UnmapFlags);
-BOOL WINAPI UnmapViewOfFile2(HANDLE Process, void *BaseAddress, ULONG UnmapFlags);
 
 /* Address space */
 void * WINAPI VirtualAlloc2(HANDLE Process, void *BaseAddress, SIZE_T Size,
@@ -205,13 +220,25 @@ SIZE_T WINAPI VirtualQuery(const void *lpAddress, MEMORY_BASIC_INFORMATION *lpBu
 BOOL WINAPI CloseHandle(HANDLE hObject);
 void WINAPI SetLastError(DWORD dwErrCode);
 HANDLE WINAPI GetCurrentProcess(void);
-DWORD WINAPI GetLastError(void);
-HANDLE WINAPI CreateFileW(const WCHAR *lpFileName, DWORD dwDesiredAccess, DWORD dwShareMode,
-    SECURITY_ATTRIBUTES *lpSecurityAttributes, DWORD dwCreationDisposition,
-    DWORD dwFlagsAndAttributes, HANDLE hTemplateFile);
-BOOL WINAPI GetFileSizeEx(HANDLE hFile, LARGE_INTEGER *lpFileSize);
+DWORD WINAPI GetCurrentProcessId(void);
+HANDLE WINAPI GetCurrentThread(void);
+
+/* Affinity: processor groups */
+void WINAPI GetCurrentProcessorNumberEx(PROCESSOR_NUMBER *ProcNumber);
+WORD WINAPI GetActiveProcessorGroupCount(void);
+DWORD WINAPI GetMaximumProcessorCount(WORD GroupNumber);
+DWORD WINAPI GetActiveProcessorCount(WORD GroupNumber);
 BOOL WINAPI GetProcessAffinityMask(HANDLE hProcess, DWORD_PTR *lpProcessAffinityMask,
     DWORD_PTR *lpSystemAffinityMask);
+BOOL WINAPI SetProcessAffinityMask(HANDLE hProcess, DWORD_PTR dwProcessAffinityMask);
+BOOL WINAPI GetProcessGroupAffinity(HANDLE hProcess, USHORT *GroupCount, USHORT *GroupArray);
+BOOL WINAPI SetThreadGroupAffinity(HANDLE hThread, const GROUP_AFFINITY *GroupAffinity,
+    GROUP_AFFINITY *PreviousGroupAffinity);
+BOOL WINAPI GetThreadGroupAffinity(HANDLE hThread, GROUP_AFFINITY *GroupAffinity);
+HANDLE WINAPI CreateToolhelp32Snapshot(DWORD dwFlags, DWORD th32ProcessID);
+BOOL WINAPI Thread32First(HANDLE hSnapshot, THREADENTRY32 *lpte);
+BOOL WINAPI Thread32Next(HANDLE hSnapshot, THREADENTRY32 *lpte);
+HANDLE WINAPI OpenThread(DWORD dwDesiredAccess, BOOL bInheritHandle, DWORD dwThreadId);
 
 /* Sizes and topology */
 void WINAPI GetSystemInfo(SYSTEM_INFO *lpSystemInfo);

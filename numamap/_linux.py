@@ -8,13 +8,18 @@ import errno
 import functools
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 import numpy as np
 import psutil
 
-from ._errors import raise_errno
+from ._errors import CONTAINER_HINT  # noqa: F401 (re-exported for the layers above)
 from ._linux_cffi import ffi, lib
+from ._linux_errors import ERRORS
+from . import _linux_hmat
+from ._linux_hmat import read_tiers, tier_fields
+from ._records import NodeFacts, PoolFacts, TopologyFacts
 from ._units import KiB, MiB, file_section_size, format_bytes, page_size_name
 
 PLATFORM = "linux"
@@ -26,6 +31,7 @@ _POLICIES = {"preferred": lib.NM_MPOL_PREFERRED, "bind": lib.NM_MPOL_BIND,
              "interleave": lib.NM_MPOL_INTERLEAVE}
 # move_pages asks about this many pages per call, to bound the temporary arrays.
 _QUERY_CHUNK = 1 << 20
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,7 +114,8 @@ def memory_nodes(root: str = "/") -> frozenset[int]:
     text = _read(root, f"{NODE_DIR}/has_memory")
     if text is None:
         text = _read(root, f"{NODE_DIR}/online")
-    return frozenset(parse_cpulist(text)) if text is not None else frozenset({0})
+    nodes = frozenset(parse_cpulist(text)) if text is not None else frozenset()
+    return nodes or frozenset({0})
 
 
 def _node_meminfo(root: str, node: int) -> dict[str, int]:
@@ -121,23 +128,16 @@ def _node_meminfo(root: str, node: int) -> dict[str, int]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def thp_page_size(root: str = "/") -> int:
+    """Bytes per transparent huge page (the PMD size); 2 MiB where the kernel doesn't say."""
+    text = _read(root, f"{THP_DIR}/hpage_pmd_size")
+    return int(text) if text and text.isdigit() else 2 * MiB
+
+
 def node_memory_free(node: int, root: str = "/") -> int | None:
     """Free bytes on ``node`` as the kernel reports it, or None when sysfs doesn't say."""
     return _node_meminfo(root, node).get("MemFree")
-
-
-@dataclass(frozen=True)
-class PoolFacts:
-    page_size: int
-    total: int
-    free: int
-    path: str
-
-    def describe(self) -> str:
-        where = "the machine's" if "/node/" not in self.path else f"node {self.path.split('/node/')[1].split('/')[0][4:]}'s"
-        return (f"{where} {page_size_name(self.page_size)} huge-page pool has {self.free} free of "
-                f"{self.total} pages ({format_bytes(self.free * self.page_size)}); grow it with "
-                f"'echo N > {self.path}' as root")
 
 
 def hugepage_pool(page_size: int, node: int | None = None, root: str = "/") -> PoolFacts | None:
@@ -157,7 +157,11 @@ def hugepage_pool(page_size: int, node: int | None = None, root: str = "/") -> P
     reserved = _read(root, f"{base}/resv_hugepages")  # only the global pool reports these
     if reserved is not None:
         free_pages -= int(reserved)
-    return PoolFacts(page_size, int(total), max(free_pages, 0), os.path.join(root, base, "nr_hugepages"))
+    overcommit = _read(root, f"{base}/nr_overcommit_hugepages")
+    path = os.path.join(root, base, "nr_hugepages")
+    return PoolFacts(page_size, int(total), max(free_pages, 0), node if "/node/" in base else None,
+                     path, f"grow it with 'echo N > {path}' as root",
+                     int(overcommit) if overcommit and overcommit.isdigit() else 0)
 
 
 def _status_field(root: str, name: str) -> str | None:
@@ -168,22 +172,36 @@ def _status_field(root: str, name: str) -> str | None:
     return None
 
 
-def read_topology(root: str = "/") -> dict:
-    """Raw topology facts read under ``root`` (a synthetic tree in tests, ``/`` otherwise)."""
+def _listed_nodes(root: str) -> list[int]:
+    try:
+        names = os.listdir(os.path.join(root, NODE_DIR))
+    except OSError:
+        return []
+    return sorted(int(n[4:]) for n in names if re.fullmatch(r"node\d+", n))
+
+
+def read_topology(root: str = "/") -> TopologyFacts:
+    """Topology facts read under ``root`` (a synthetic tree in tests, ``/`` otherwise).
+
+    A kernel without NUMA in sysfs, or a node directory that lists no node (seen in some
+    containers), reads as one node 0 holding every CPU, with ``source='fallback'`` and a note.
+    """
     notes: list[str] = []
     page_sizes = huge_page_sizes(root)
     node_dir = os.path.join(root, NODE_DIR)
-    if os.path.isdir(node_dir):
+    listed = _listed_nodes(root)
+    if listed:
         source = "sysfs"
         online = parse_cpulist(_read(root, f"{NODE_DIR}/online"))
         possible = parse_cpulist(_read(root, f"{NODE_DIR}/possible")) or online
-        listed = sorted(int(n[4:]) for n in os.listdir(node_dir) if re.fullmatch(r"node\d+", n))
-        node_ids = [n for n in listed if not online or n in online]
+        node_ids = [n for n in listed if not online or n in online] or listed
         with_memory = _read(root, f"{NODE_DIR}/has_memory")
         with_cpus = _read(root, f"{NODE_DIR}/has_cpu")
     else:
         source = "fallback"
-        notes.append(f"{node_dir} is missing (a kernel without NUMA): one node 0 holds every CPU")
+        why = "is missing" if not os.path.isdir(node_dir) else "lists no node"
+        notes.append(f"{node_dir} {why} (a kernel or container without NUMA in sysfs): "
+                     "one node 0 holds every CPU")
         online = possible = (0,)
         node_ids = [0]
         with_memory = with_cpus = None
@@ -192,6 +210,7 @@ def read_topology(root: str = "/") -> dict:
     if not all_cpus:
         all_cpus = tuple(range(psutil.cpu_count(logical=True) or 1))
     nodes = []
+    tiers = read_tiers(root)
     for node in node_ids:
         if source == "sysfs":
             cpus = parse_cpulist(_read(root, f"{NODE_DIR}/node{node}/cpulist"))
@@ -201,32 +220,26 @@ def read_topology(root: str = "/") -> dict:
             distances = tuple(int(d) for d in row.split()) if row else ()
         else:
             cpus = all_cpus
-            meminfo_text = _read(root, "proc/meminfo") or ""
-            fields = dict(re.findall(r"^(\w+):\s+(\d+)", meminfo_text, flags=re.M))
-            total, free = int(fields.get("MemTotal", 0)) * KiB, int(fields.get("MemAvailable", fields.get("MemFree", 0))) * KiB
+            fields = dict(re.findall(r"^(\w+):\s+(\d+)", _read(root, "proc/meminfo") or "", flags=re.M))
+            total = int(fields.get("MemTotal", 0)) * KiB
+            free = int(fields.get("MemAvailable", fields.get("MemFree", 0))) * KiB
             distances = (10,)
-        pools = {}
-        for size in page_sizes:
-            pool = hugepage_pool(size, node if source == "sysfs" else None, root)
-            if pool is not None:
-                pools[size] = (pool.total, pool.free)
+        pools = tuple(pool for size in page_sizes
+                      if (pool := hugepage_pool(size, node if source == "sysfs" else None, root)) is not None)
         has_memory = (node in parse_cpulist(with_memory)) if with_memory is not None else total > 0
         has_cpus = (node in parse_cpulist(with_cpus)) if with_cpus is not None else bool(cpus)
-        nodes.append(dict(id=node, cpus=cpus, memory_total=total, memory_free=free,
-                          distances=distances, hugepages=pools, has_memory=has_memory,
-                          has_cpus=has_cpus))
+        nodes.append(NodeFacts(node, cpus, total, free, distances, pools, has_memory, has_cpus,
+                               **tier_fields(root, node, tiers)))
 
     if root in ("/", ""):
-        allowed_cpus = tuple(sorted(psutil.Process().cpu_affinity()))
+        allowed = allowed_cpus()
     else:
-        allowed_cpus = parse_cpulist(_status_field(root, "Cpus_allowed_list")) or all_cpus
+        allowed = parse_cpulist(_status_field(root, "Cpus_allowed_list")) or all_cpus
     mems = _status_field(root, "Mems_allowed_list")
-    allowed_mems = parse_cpulist(mems) if mems else tuple(n["id"] for n in nodes)
-    return dict(nodes=nodes, online=tuple(online), possible=tuple(possible),
-                allowed_cpus=allowed_cpus, allowed_memory_nodes=allowed_mems,
-                thp_mode=thp_mode(root), granularity=allocation_granularity(),
-                page_size=base_page_size(), huge_page_sizes=page_sizes, source=source,
-                notes=tuple(notes), platform=PLATFORM)
+    allowed_mems = parse_cpulist(mems) if mems and source == "sysfs" else tuple(n.id for n in nodes)
+    return TopologyFacts(tuple(nodes), tuple(online), tuple(possible), allowed, allowed_mems,
+                         thp_mode(root), allocation_granularity(), base_page_size(), page_sizes,
+                         source, tuple(notes), PLATFORM)
 
 
 @functools.lru_cache(maxsize=None)
@@ -234,7 +247,7 @@ def capabilities() -> dict[str, bool]:
     """What this kernel lets the process do, probed once by behaviour."""
     mode = ffi.new("int *")
     mbind_ok = lib.nm_get_mempolicy(mode, ffi.NULL, 0, ffi.NULL, 0) == 0
-    return {"numa_policy": mbind_ok, "memfd": True, "placeholders": True,
+    return {"numa_policy": mbind_ok, "bind": True, "memfd": True, "placeholders": True,
             "hugetlb": bool(huge_page_sizes()), "thp": thp_mode() in ("always", "madvise")}
 
 
@@ -253,6 +266,10 @@ class SectionHandle:
     path: str | None = None
     owns_name: bool = False
     closed: bool = field(default=False)
+
+    def __reduce__(self):
+        raise TypeError("a section handle holds a file descriptor, which means nothing in another "
+                        "process: pickle the Section (named sections reopen by name)")
 
     def close(self) -> None:
         if self.closed:
@@ -292,13 +309,14 @@ def create_section(size: int, *, page_size: int | None, access: str, path: str |
                    fd: int | None = None, name: str | None = None) -> SectionHandle:
     """Create the backing object of a Section (see ``Section`` for the rules)."""
     if path is not None or fd is not None:
-        flags = os.O_RDONLY if access == "r" else os.O_RDWR
+        # copy-on-write views never write to the file: read access is all they need
+        flags = os.O_RDWR if access == "rw" else os.O_RDONLY
         own_fd = os.dup(fd) if fd is not None else os.open(path, flags | os.O_CLOEXEC)
         try:
             current = os.fstat(own_fd).st_size
             size = file_section_size(size, current, access)
             if size > current:
-                raise_errno(lib.nm_ftruncate(own_fd, size), "extending the file")
+                ERRORS.check("ftruncate", lib.nm_ftruncate(own_fd, size), f"extending the file to {size} bytes")
         except BaseException:
             os.close(own_fd)
             raise
@@ -317,24 +335,56 @@ def create_section(size: int, *, page_size: int | None, access: str, path: str |
         if page_size is not None:
             flags |= lib.MFD_HUGETLB | _hugetlb_flags(page_size)
         out = ffi.new("int *")
-        raise_errno(lib.nm_memfd_create(b"numamap", flags, out), "memfd_create")
+        ERRORS.check("memfd_create", lib.nm_memfd_create(b"numamap", flags, out))
         new_fd, owns, shown = out[0], False, None
     err = lib.nm_ftruncate(new_fd, size)
     if err:
         os.close(new_fd)
         if owns:
             os.unlink(shown)
-        raise_errno(err, f"sizing the section to {size} bytes")
+        ERRORS.check("ftruncate", err, f"sizing the section to {size} bytes")
     return SectionHandle(new_fd, size, page_size, access, shown, owns)
+
+
+def _open_named(path: str, flags: int) -> int:
+    """Open a named section's file, refusing what another user could have planted there.
+
+    /dev/shm is writable by everyone: a symlink there could point at any file, and a FIFO would
+    block the open forever. So: no symlinks, no blocking in the open itself, and the result must
+    be a regular file of ours that no one else can write.
+    """
+    refuse = f"refusing to open {path}"
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ERRORS.exception("open_section", errno.ELOOP, path) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        why = None
+        if not stat.S_ISREG(info.st_mode):
+            why = "it is not a regular file"
+        elif info.st_uid != os.geteuid():
+            why = f"it belongs to uid {info.st_uid}, not to this process's uid {os.geteuid()}"
+        elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            why = f"its mode {stat.S_IMODE(info.st_mode):o} lets group or others write it"
+        if why:
+            raise PermissionError(errno.EPERM, f"{refuse}: {why} (sections are created 0600 by "
+                                  "their owner; remove the file if it is not yours)")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def open_section(name: str, access: str) -> SectionHandle:
     """Open a named section created by another process (or this one)."""
     for page_size in NAMED_SECTION_DIRS:
         candidate = os.path.join(NAMED_SECTION_DIRS[page_size], f"numamap.{name}")
-        if "/" not in name and os.path.exists(candidate):
-            flags = os.O_RDONLY if access == "r" else os.O_RDWR
-            fd = os.open(candidate, flags | os.O_CLOEXEC)
+        if "/" not in name and os.path.lexists(candidate):
+            fd = _open_named(candidate, os.O_RDWR if access == "rw" else os.O_RDONLY)
             return SectionHandle(fd, os.fstat(fd).st_size, page_size, access, candidate)
     raise FileNotFoundError(errno.ENOENT, f"no section named {name!r}: create it with "
                             f"Section(size, name={name!r})")
@@ -361,7 +411,10 @@ def map_view(size: int, *, section: SectionHandle | None, offset: int, access: s
     if section is None:
         fd, flags = -1, lib.MAP_PRIVATE | lib.MAP_ANONYMOUS
         if page_size is not None:
-            flags |= lib.MAP_HUGETLB | _hugetlb_flags(page_size)
+            # Shared, not private: a forked child's write to a private hugetlb page needs a new
+            # page from the pool, and dies of SIGBUS when there is none. Shared pages are
+            # reserved at mmap time and never copied (docs/hugepages.md, "Huge pages and fork").
+            flags = lib.MAP_SHARED | lib.MAP_ANONYMOUS | lib.MAP_HUGETLB | _hugetlb_flags(page_size)
     else:
         fd = section.fd
         flags = lib.MAP_PRIVATE if access == "cow" else lib.MAP_SHARED
@@ -370,22 +423,22 @@ def map_view(size: int, *, section: SectionHandle | None, offset: int, access: s
         flags |= lib.MAP_FIXED
         hint = ffi.cast("void *", address)
     out = ffi.new("void **")
-    raise_errno(lib.nm_mmap(hint, size, _prot(access), flags, fd, offset, out),
-                f"mapping {format_bytes(size)}")
+    ERRORS.check("mmap", lib.nm_mmap(hint, size, _prot(access), flags, fd, offset, out),
+                 f"mapping {format_bytes(size)}")
     return int(ffi.cast("uintptr_t", out[0]))
 
 
 def unmap_view(address: int, size: int) -> None:
-    raise_errno(lib.nm_munmap(ffi.cast("void *", address), size), "munmap")
+    ERRORS.check("munmap", lib.nm_munmap(ffi.cast("void *", address), size))
 
 
 def reserve_range(size: int, alignment: int) -> int:
     """Reserve ``size`` bytes of address space (PROT_NONE) starting at a multiple of ``alignment``."""
     out = ffi.new("void **")
     span = size + alignment
-    raise_errno(lib.nm_mmap(ffi.NULL, span, lib.PROT_NONE,
-                            lib.MAP_PRIVATE | lib.MAP_ANONYMOUS | lib.MAP_NORESERVE, -1, 0, out),
-                f"reserving {format_bytes(size)} of address space")
+    ERRORS.check("mmap", lib.nm_mmap(ffi.NULL, span, lib.PROT_NONE,
+                                     lib.MAP_PRIVATE | lib.MAP_ANONYMOUS | lib.MAP_NORESERVE, -1, 0, out),
+                 f"reserving {format_bytes(size)} of address space")
     start = int(ffi.cast("uintptr_t", out[0]))
     aligned = -(-start // alignment) * alignment
     if aligned > start:
@@ -399,9 +452,9 @@ def reserve_range(size: int, alignment: int) -> int:
 def return_to_reservation(address: int, size: int) -> None:
     """Replace a view inside a reservation with reserved (PROT_NONE) space again, atomically."""
     out = ffi.new("void **")
-    raise_errno(lib.nm_mmap(ffi.cast("void *", address), size, lib.PROT_NONE,
-                            lib.MAP_PRIVATE | lib.MAP_ANONYMOUS | lib.MAP_NORESERVE | lib.MAP_FIXED,
-                            -1, 0, out), "returning a view's range to its reservation")
+    ERRORS.check("mmap", lib.nm_mmap(ffi.cast("void *", address), size, lib.PROT_NONE,
+                                     lib.MAP_PRIVATE | lib.MAP_ANONYMOUS | lib.MAP_NORESERVE | lib.MAP_FIXED,
+                                     -1, 0, out), "returning a view's range to its reservation")
 
 
 release_range = unmap_view
@@ -426,30 +479,19 @@ def set_policy(address: int, size: int, policy: str, nodes: tuple[int, ...], *, 
     mask, maxnode = _node_mask(nodes)
     flags = (lib.NM_MPOL_MF_MOVE | lib.NM_MPOL_MF_STRICT) if move else 0
     err = lib.nm_mbind(ffi.cast("void *", address), size, _POLICIES[policy], mask, maxnode, flags)
-    if err == errno.EPERM:
-        raise OSError(err, "mbind was refused (EPERM): containers need CAP_SYS_NICE or a seccomp "
-                      "profile that allows mbind; pass strict=False to accept unplaced memory")
-    if err == errno.EINVAL:
-        raise OSError(err, f"mbind refused nodes {list(nodes)} (EINVAL): they may be outside this "
-                      "process's cpuset (see Mems_allowed_list in /proc/self/status)")
-    if err == errno.EIO and move:
-        raise OSError(err, "some pages could not be moved (EIO): they may be pinned or shared")
-    raise_errno(err, f"mbind({policy}, nodes={list(nodes)})")
+    ERRORS.check("mbind", err, f"{policy} on nodes {list(nodes)}")
 
 
 def advise_thp(address: int, size: int, enable: bool) -> None:
     advice = lib.MADV_HUGEPAGE if enable else lib.MADV_NOHUGEPAGE
-    raise_errno(lib.nm_madvise(ffi.cast("void *", address), size, advice), "madvise(THP)")
+    ERRORS.check("madvise", lib.nm_madvise(ffi.cast("void *", address), size, advice), "THP advice")
 
 
 def populate(address: int, size: int, page_size: int) -> None:
     """Fault every page in now, for writing, so placement happens (and fails) here."""
     used = ffi.new("int *")
     err = lib.nm_populate_write(ffi.cast("void *", address), size, page_size, used)
-    if err in (errno.ENOMEM, errno.EFAULT, errno.EHWPOISON if hasattr(errno, "EHWPOISON") else -1):
-        raise MemoryError(f"could not fault in {format_bytes(size)}: the node or huge-page pool "
-                          f"ran out of memory ({os.strerror(err)})")
-    raise_errno(err, "populating the view")
+    ERRORS.check("populate", err, f"faulting in {format_bytes(size)}")
 
 
 def page_nodes(address: int, size: int, page_size: int) -> np.ndarray:
@@ -462,9 +504,9 @@ def page_nodes(address: int, size: int, page_size: int) -> np.ndarray:
         start = address + first * page_size
         pages = np.arange(start, start + n * page_size, page_size, dtype=np.uintp)
         status = out[first:first + n]
-        raise_errno(lib.nm_move_pages(0, n, ffi.cast("void **", ffi.from_buffer(pages)), ffi.NULL,
-                                      ffi.cast("int *", ffi.from_buffer(status)), 0, not_moved),
-                    "move_pages (asking where pages are)")
+        err = lib.nm_move_pages(0, n, ffi.cast("void **", ffi.from_buffer(pages)), ffi.NULL,
+                                ffi.cast("int *", ffi.from_buffer(status)), 0, not_moved)
+        ERRORS.check("move_pages", err, "asking where pages are")
     out[out < 0] = -1
     return out
 
@@ -507,3 +549,66 @@ def page_size_breakdown(address: int, size: int) -> dict[int, int]:
 def move_range(address: int, size: int, node: int) -> None:
     """Bind the range to ``node`` and move the pages already faulted there."""
     set_policy(address, size, "bind", (node,), move=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Threads and processes
+
+
+def allowed_cpus() -> tuple[int, ...]:
+    """CPUs the calling thread may run on."""
+    return tuple(sorted(os.sched_getaffinity(0)))
+
+
+def current_cpu() -> int:
+    """The CPU the calling thread runs on now (sched_getcpu; ``/proc/thread-self/stat`` without it)."""
+    return _linux_hmat.current_cpu()
+
+
+def _check_cpus(cpus) -> set[int]:
+    out = {int(c) for c in cpus}
+    if not out:
+        raise ValueError("cpus must not be empty: pass the CPU ids to pin to")
+    return out
+
+
+@ERRORS.boundary("sched_setaffinity")
+def pin_thread(cpus) -> tuple[int, ...]:
+    """Pin the calling thread (only) to ``cpus``; threads it starts later inherit the mask."""
+    wanted = _check_cpus(cpus)
+    os.sched_setaffinity(0, wanted)
+    got = allowed_cpus()
+    if set(got) != wanted:
+        raise OSError(errno.EINVAL, f"sched_setaffinity asked for CPUs {sorted(wanted)} but the "
+                      f"thread got {list(got)}")
+    return got
+
+
+@ERRORS.boundary("sched_setaffinity")
+def pin_process(cpus) -> tuple[int, ...]:
+    """Pin every thread of this process to ``cpus``.
+
+    ``sched_setaffinity`` changes one thread and threads keep their mask, so this walks
+    ``/proc/self/task`` until no unpinned thread is left; the caller goes first, so threads it
+    starts meanwhile inherit the new mask.
+    """
+    wanted = _check_cpus(cpus)
+    os.sched_setaffinity(0, wanted)
+    pinned: set[int] = set()
+    while True:
+        todo = {int(t) for t in os.listdir("/proc/self/task")} - pinned
+        if not todo:
+            return allowed_cpus()
+        for tid in todo:
+            try:
+                os.sched_setaffinity(tid, wanted)
+            except ProcessLookupError:  # the thread ended meanwhile
+                pass
+            pinned.add(tid)
+
+
+# --------------------------------------------------------------------------------------------
+# The NEP 49 memory handler (C, in _linux_policy.c) and the benchmark's natives: modules of their own
+
+from ._linux_bench import copy_bandwidth, map_unmap_cost  # noqa: E402
+from ._linux_handler import handler_block_info, handler_check, handler_new, handler_stats  # noqa: E402

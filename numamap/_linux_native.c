@@ -7,13 +7,11 @@
 
 #if defined(__x86_64__)
 #define NM_SYS_MBIND 237
-#define NM_SYS_SET_MEMPOLICY 238
 #define NM_SYS_GET_MEMPOLICY 239
 #define NM_SYS_MOVE_PAGES 279
 #define NM_SYS_MEMFD_CREATE 319
 #elif defined(__aarch64__)
 #define NM_SYS_MBIND 235
-#define NM_SYS_SET_MEMPOLICY 237
 #define NM_SYS_GET_MEMPOLICY 236
 #define NM_SYS_MOVE_PAGES 239
 #define NM_SYS_MEMFD_CREATE 279
@@ -22,14 +20,11 @@
 #endif
 
 /* Where the C library knows the numbers too, they must agree with ours. */
-#if defined(SYS_mbind)
-_Static_assert(SYS_mbind == NM_SYS_MBIND, "mbind syscall number");
-#endif
-#if defined(SYS_move_pages)
-_Static_assert(SYS_move_pages == NM_SYS_MOVE_PAGES, "move_pages syscall number");
-#endif
-#if defined(SYS_memfd_create)
-_Static_assert(SYS_memfd_create == NM_SYS_MEMFD_CREATE, "memfd_create syscall number");
+#if defined(SYS_mbind) && defined(SYS_get_mempolicy) && defined(SYS_move_pages) && \
+    defined(SYS_memfd_create)
+_Static_assert(SYS_mbind == NM_SYS_MBIND && SYS_get_mempolicy == NM_SYS_GET_MEMPOLICY &&
+                   SYS_move_pages == NM_SYS_MOVE_PAGES && SYS_memfd_create == NM_SYS_MEMFD_CREATE,
+               "numamap's syscall numbers differ from the C library's");
 #endif
 
 int nm_mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset, void **out)
@@ -86,11 +81,6 @@ int nm_get_mempolicy(int *mode, unsigned long *nodemask, unsigned long maxnode, 
                      unsigned long flags)
 {
     return syscall(NM_SYS_GET_MEMPOLICY, mode, nodemask, maxnode, addr, flags) == 0 ? 0 : errno;
-}
-
-int nm_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
-{
-    return syscall(NM_SYS_SET_MEMPOLICY, mode, nodemask, maxnode) == 0 ? 0 : errno;
 }
 
 int nm_move_pages(int pid, unsigned long count, void **pages, const int *nodes, int *status,

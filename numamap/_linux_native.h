@@ -1,5 +1,9 @@
 /* Native layer of the Linux backend: thin wrappers over the kernel's mapping and memory-policy
- * calls. Every function returns 0 on success or an errno value; none prints or keeps state. */
+ * calls. Every function returns 0 on success or an errno value; none prints or keeps state.
+ *
+ * The region between the "cdef" markers is read by numamap/_build_linux.py and handed to cffi as
+ * it stands: it is the one place these declarations are written, so it holds only what both a C
+ * compiler and cffi's parser accept (prototypes, plain structs, #define NAME <integer>). */
 #ifndef NUMAMAP_LINUX_NATIVE_H
 #define NUMAMAP_LINUX_NATIVE_H
 
@@ -10,18 +14,13 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
-/* Older C libraries lack some of these; the values are the kernel's ABI. */
+/* Older C libraries lack some of these; the values are the kernel's ABI. The Python side reads
+ * the system's constants through the list in _build_linux.py. */
 #ifndef MAP_HUGETLB
 #define MAP_HUGETLB 0x40000
 #endif
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26
-#endif
-#ifndef MAP_HUGE_2MB
-#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
-#endif
-#ifndef MAP_HUGE_1GB
-#define MAP_HUGE_1GB (30 << MAP_HUGE_SHIFT)
 #endif
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -45,16 +44,16 @@
 #define MFD_HUGETLB 0x0004U
 #endif
 
-#define NM_MPOL_DEFAULT 0
+/* cdef begin */
+
+/* Memory-policy modes and flags of mbind/get_mempolicy (linux/mempolicy.h, a stable ABI;
+ * numamap needs no libnuma headers). */
 #define NM_MPOL_PREFERRED 1
 #define NM_MPOL_BIND 2
 #define NM_MPOL_INTERLEAVE 3
-#define NM_MPOL_LOCAL 4
 #define NM_MPOL_MF_STRICT 1
 #define NM_MPOL_MF_MOVE 2
-#define NM_MPOL_F_NODE 1
 #define NM_MPOL_F_ADDR 2
-#define NM_MPOL_F_MEMS_ALLOWED 4
 
 int nm_mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset, void **out);
 int nm_munmap(void *addr, size_t length);
@@ -66,9 +65,13 @@ int nm_mbind(void *addr, size_t length, int mode, const unsigned long *nodemask,
              unsigned long maxnode, unsigned int flags);
 int nm_get_mempolicy(int *mode, unsigned long *nodemask, unsigned long maxnode, void *addr,
                      unsigned long flags);
-int nm_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
+/* move_pages(2) for this process (pid 0) or another; *not_moved: pages it could not move. */
 int nm_move_pages(int pid, unsigned long count, void **pages, const int *nodes, int *status,
                   int flags, long *not_moved);
+/* Fault every page of a range in for writing: MADV_POPULATE_WRITE, or a write per page on
+ * kernels before 5.14 (*used_madvise says which). */
 int nm_populate_write(void *addr, size_t length, size_t page_size, int *used_madvise);
+
+/* cdef end */
 
 #endif

@@ -61,13 +61,7 @@ _Static_assert(offsetof(nm_handler, allocator) == 128, "PyDataMem_Handler.alloca
 #define NM_MASK_WORDS (NM_POLICY_MAX_NODE / 64 + 2) /* one spare zeroed word for the kernel */
 
 typedef struct {
-    int node;
-    int thp;
-    size_t min_size;
-    size_t base_page;
-    size_t thp_size;
-    size_t huge_page;
-    size_t auto_huge_pages[NM_POLICY_AUTO_SIZES];
+    nm_policy_config config; /* as nm_policy_new checked it; name NULL (the caller's string) */
     unsigned long mask[NM_MASK_WORDS];
     unsigned long maxnode;
     nm_policy_stats stats;
@@ -184,7 +178,7 @@ static void *nm_try_hugetlb(nm_ctx *c, size_t size, size_t page)
      * MAP_FIXED_NOREPLACE: a failure (no pool, pool too small, another thread took the hole)
      * never replaces anything but our own reservation. The block is the whole room, so free()
      * releases header page, data and unused reserved ends with one munmap. */
-    const size_t base_page = c->base_page;
+    const size_t base_page = c->config.base_page;
     size_t data_length;
     if (nm_round_up(size ? size : 1, page, &data_length) || data_length > SIZE_MAX - 2 * page)
         return NULL;
@@ -204,7 +198,9 @@ static void *nm_try_hugetlb(nm_ctx *c, size_t size, size_t page)
         return NULL;
     }
     int shift = __builtin_ctzll((unsigned long long)page);
-    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_FIXED_NOREPLACE | (shift << MAP_HUGE_SHIFT);
+    /* Shared, not private: a forked child that writes the block must never need a copy-on-write
+     * huge page the pool may not have (that is SIGBUS, not an error). */
+    int flags = MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB | MAP_FIXED_NOREPLACE | (shift << MAP_HUGE_SHIFT);
     void *got;
     err = nm_mmap(data, data_length, PROT_READ | PROT_WRITE, flags, -1, 0, &got);
     if (!err && got != data) { /* a kernel before 4.17 took the address as a hint */
@@ -213,7 +209,7 @@ static void *nm_try_hugetlb(nm_ctx *c, size_t size, size_t page)
     }
     if (!err)
         err = nm_mprotect(header_page, base_page, PROT_READ | PROT_WRITE);
-    if (!err && c->node >= 0) {
+    if (!err && c->config.node >= 0) {
         /* Bound and faulted in now: a node pool that runs dry shows here as an error of
          * madvise, never later as SIGBUS. Kernels without MADV_POPULATE_WRITE (before 5.14)
          * answer EINVAL and get base pages. */
@@ -238,20 +234,22 @@ static void *nm_try_hugetlb(nm_ctx *c, size_t size, size_t page)
 /* The data length of a base-page block of ``size`` bytes; nonzero on overflow. */
 static int nm_base_data_length(const nm_ctx *c, size_t size, size_t *out)
 {
-    return nm_round_up(size ? size : 1, c->base_page, out) || *out > SIZE_MAX - c->base_page;
+    const size_t page = c->config.base_page;
+    return nm_round_up(size ? size : 1, page, out) || *out > SIZE_MAX - page;
 }
 
 static void *nm_try_base_pages(nm_ctx *c, size_t size)
 {
     /* [header page][data pages], the data aligned to the THP size when THP is asked for: one
      * base page more than the data, and mapped a little larger first to find the alignment. */
-    const size_t page = c->base_page;
+    const size_t page = c->config.base_page;
     size_t data_length;
     if (nm_base_data_length(c, size, &data_length))
         return NULL;
     size_t length = page + data_length;
-    int thp = c->thp == NM_POLICY_THP_ASK && data_length >= c->thp_size;
-    size_t slack = thp ? c->thp_size - page : 0;
+    const size_t thp_size = c->config.thp_size;
+    int thp = c->config.thp == NM_POLICY_THP_ASK && data_length >= thp_size;
+    size_t slack = thp ? thp_size - page : 0;
     if (length > SIZE_MAX - slack)
         return NULL;
     void *got;
@@ -263,7 +261,7 @@ static void *nm_try_base_pages(nm_ctx *c, size_t size)
     }
     char *base = got;
     if (thp) {
-        uintptr_t data = ((uintptr_t)got + page + c->thp_size - 1) & ~(uintptr_t)(c->thp_size - 1);
+        uintptr_t data = ((uintptr_t)got + page + thp_size - 1) & ~(uintptr_t)(thp_size - 1);
         base = (char *)(data - page);
         size_t head = (size_t)(base - (char *)got), tail = slack - head;
         if (head && (err = nm_munmap(got, head)) != 0) {
@@ -277,7 +275,7 @@ static void *nm_try_base_pages(nm_ctx *c, size_t size)
             return NULL;
         }
     }
-    if (c->node >= 0) {
+    if (c->config.node >= 0) {
         err = nm_mbind(base, length, NM_MPOL_PREFERRED, c->mask, c->maxnode, 0);
         if (err) { /* unplaced memory is not what was asked for: fail the allocation */
             nm_note_error(c, err);
@@ -285,7 +283,7 @@ static void *nm_try_base_pages(nm_ctx *c, size_t size)
             return NULL;
         }
     }
-    int advice = thp ? MADV_HUGEPAGE : c->thp == NM_POLICY_THP_FORBID ? MADV_NOHUGEPAGE : -1;
+    int advice = thp ? MADV_HUGEPAGE : c->config.thp == NM_POLICY_THP_FORBID ? MADV_NOHUGEPAGE : -1;
     if (advice >= 0 && (err = nm_madvise(base, length, advice)) != 0)
         nm_note_error(c, err); /* only advice: the block is good without it */
     return nm_mapped_seal(c, base, length, page, data_length, page, NM_BLOCK_MAPPED, size);
@@ -296,13 +294,13 @@ static void *nm_mapped_new(nm_ctx *c, size_t size)
     if (size > SIZE_MAX - NM_MAPPED_HEADER)
         return NULL;
     void *data;
-    if (c->huge_page) {
-        if ((data = nm_try_hugetlb(c, size, c->huge_page)) != NULL)
+    if (c->config.huge_page) {
+        if ((data = nm_try_hugetlb(c, size, c->config.huge_page)) != NULL)
             return data;
         nm_count(&c->stats.hugetlb_fallbacks);
     } else {
-        for (int i = 0; i < NM_POLICY_AUTO_SIZES && c->auto_huge_pages[i]; i++) {
-            size_t page = c->auto_huge_pages[i];
+        for (int i = 0; i < NM_POLICY_AUTO_SIZES && c->config.auto_huge_pages[i]; i++) {
+            size_t page = c->config.auto_huge_pages[i];
             if (size >= page && (data = nm_try_hugetlb(c, size, page)) != NULL)
                 return data;
         }
@@ -351,7 +349,8 @@ static void *nm_mapped_resize(nm_ctx *c, void *data, size_t new_size)
     h->data_length = data_length;
     h->size = new_size;
     h->tag = nm_seal(NM_TAG_MAPPED, data);
-    if (c->thp == NM_POLICY_THP_ASK && data_length >= c->thp_size && old_length - offset < c->thp_size) {
+    const size_t thp_size = c->config.thp_size;
+    if (c->config.thp == NM_POLICY_THP_ASK && data_length >= thp_size && old_length - offset < thp_size) {
         int err = nm_madvise(moved, length, MADV_HUGEPAGE); /* it was too small for advice */
         if (err)
             nm_note_error(c, err);
@@ -368,7 +367,7 @@ static void nm_free(void *ctx, void *ptr, size_t size_hint);
 static void *nm_malloc(void *ctx, size_t size)
 {
     nm_ctx *c = ctx;
-    return size >= c->min_size ? nm_mapped_new(c, size) : malloc(size ? size : 1);
+    return size >= c->config.min_size ? nm_mapped_new(c, size) : malloc(size ? size : 1);
 }
 
 static void *nm_calloc(void *ctx, size_t nelem, size_t elsize)
@@ -378,7 +377,9 @@ static void *nm_calloc(void *ctx, size_t nelem, size_t elsize)
     if (__builtin_mul_overflow(nelem, elsize, &size))
         return NULL;
     /* Fresh mappings read as zeros: nothing to clear. */
-    return size >= c->min_size ? nm_mapped_new(c, size) : calloc(size ? nelem : 1, size ? elsize : 1);
+    if (size >= c->config.min_size)
+        return nm_mapped_new(c, size);
+    return calloc(size ? nelem : 1, size ? elsize : 1);
 }
 
 /* A new block of ``new_size`` bytes (of the kind that size calls for), the data copied over and
@@ -400,8 +401,8 @@ static void *nm_realloc(void *ctx, void *ptr, size_t new_size)
     nm_ctx *c = ctx;
     if (ptr == NULL)
         return nm_malloc(ctx, new_size);
-    int kind = nm_kind_of(ptr, c->base_page);
-    int mapped = new_size >= c->min_size;
+    int kind = nm_kind_of(ptr, c->config.base_page);
+    int mapped = new_size >= c->config.min_size;
     if (kind == NM_BLOCK_SMALL && !mapped)
         return realloc(ptr, new_size ? new_size : 1);
     if (kind != NM_BLOCK_SMALL && mapped) {
@@ -418,7 +419,7 @@ static void nm_free(void *ctx, void *ptr, size_t size_hint)
     if (ptr == NULL)
         return;
     nm_ctx *c = ctx;
-    if (nm_kind_of(ptr, c->base_page) == NM_BLOCK_SMALL)
+    if (nm_kind_of(ptr, c->config.base_page) == NM_BLOCK_SMALL)
         free(ptr);
     else
         nm_mapped_release(c, ptr);
@@ -466,16 +467,13 @@ int nm_policy_new(const nm_policy_config *config, void **handler_out)
     p->handler.allocator.free = nm_free;
 
     nm_ctx *c = &p->ctx;
-    c->node = config->node;
-    c->thp = config->thp;
-    c->min_size = config->min_size;
-    c->base_page = config->base_page;
-    c->thp_size = config->thp == NM_POLICY_THP_ASK ? config->thp_size : 0;
-    c->huge_page = config->huge_page;
-    memcpy(c->auto_huge_pages, config->auto_huge_pages, sizeof c->auto_huge_pages);
-    if (c->node >= 0) {
-        c->mask[c->node / 64] = 1UL << (c->node % 64);
-        c->maxnode = (unsigned long)c->node + 2; /* kernels differ by one in reading maxnode */
+    c->config = *config;
+    c->config.name = NULL;
+    if (c->config.thp != NM_POLICY_THP_ASK)
+        c->config.thp_size = 0;
+    if (c->config.node >= 0) {
+        c->mask[c->config.node / 64] = 1UL << (c->config.node % 64);
+        c->maxnode = (unsigned long)c->config.node + 2; /* kernels differ by one in reading maxnode */
     }
     *handler_out = p;
     return 0;
@@ -492,13 +490,13 @@ int nm_policy_check(void *handler)
         return EINVAL;
     nm_ctx *c = &((nm_policy *)handler)->ctx;
     void *page;
-    int err = nm_mmap(NULL, c->base_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+    int err = nm_mmap(NULL, c->config.base_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                       -1, 0, &page);
     if (err)
         return err;
-    if (c->node >= 0)
-        err = nm_mbind(page, c->base_page, NM_MPOL_PREFERRED, c->mask, c->maxnode, 0);
-    int unmapped = nm_munmap(page, c->base_page);
+    if (c->config.node >= 0)
+        err = nm_mbind(page, c->config.base_page, NM_MPOL_PREFERRED, c->mask, c->maxnode, 0);
+    int unmapped = nm_munmap(page, c->config.base_page);
     return err ? err : unmapped;
 }
 

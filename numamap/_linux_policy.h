@@ -2,12 +2,17 @@
  * placed on one NUMA node and whose small blocks come from malloc. See _linux_policy.c.
  *
  * Nothing here needs Python's headers: the handler and its capsule travel as void pointers, and
- * numamap/memory_handler.py wraps them into Python objects with ctypes. */
+ * numamap/memory_handler.py wraps them into Python objects with ctypes.
+ *
+ * numamap/_build_linux.py hands the region between the "cdef" markers to cffi as it stands (see
+ * _linux_native.h): it is the only place these declarations are written. */
 #ifndef NUMAMAP_LINUX_POLICY_H
 #define NUMAMAP_LINUX_POLICY_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* cdef begin */
 
 /* What to do about transparent huge pages for mappings served with base pages. */
 #define NM_POLICY_THP_LEAVE 0  /* no madvise: whatever the system setting gives */
@@ -65,5 +70,7 @@ int nm_policy_block_info(const void *data, nm_block_info *out);
 const char *nm_policy_capsule_name(void);
 /* Address of the capsule destructor, a C function that frees the handler. */
 uintptr_t nm_policy_capsule_destructor(void);
+
+/* cdef end */
 
 #endif

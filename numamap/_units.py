@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -10,8 +11,24 @@ GiB = 1 << 30
 _SUFFIX = {"": 1, "B": 1, "K": KiB, "M": MiB, "G": GiB, "T": GiB * KiB}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 
+#: The largest byte count numamap accepts: more than any 64-bit address space can map, and small
+#: enough that sizes rounded up or added to an alignment still fit the system calls' size_t.
+MAX_BYTES = 1 << 62
+
 #: Names accepted for ``page_size``; ``'auto'`` picks the best the machine can serve.
 PAGE_SIZE_NAMES = ("auto", "4K", "2M", "1G")
+
+
+def check_byte_count(value: int, name: str = "size") -> int:
+    """``value`` if it is at most :data:`MAX_BYTES`, else ValueError naming ``name``.
+
+    Sizes of 2**63 and up would otherwise overflow the native calls (OverflowError).
+    """
+    if value > MAX_BYTES:
+        shown = str(value) if value < 10**24 else f"about 10**{len(str(value)) - 1}"
+        raise ValueError(f"{name}={shown} bytes is more than any address space can map: numamap "
+                         f"takes at most 2**62 bytes ({format_bytes(MAX_BYTES)})")
+    return value
 
 
 def parse_size(value: int | str, *, name: str = "size") -> int:
@@ -21,12 +38,13 @@ def parse_size(value: int | str, *, name: str = "size") -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
-        return value
+        return check_byte_count(value, name)
     if isinstance(value, str):
         match = _SIZE_RE.match(value)
         if match is None:
             raise ValueError(f"{name}={value!r} is not a size: use bytes or a suffix, e.g. '64K', '4G'")
-        return int(float(match.group(1)) * _SUFFIX[match.group(2).upper()])
+        # Fraction, not float: exact, and a long string of digits cannot overflow to infinity
+        return check_byte_count(int(Fraction(match.group(1)) * _SUFFIX[match.group(2).upper()]), name)
     raise TypeError(f"{name} must be an int or a string like '4G', not {type(value).__name__}")
 
 

@@ -1,36 +1,29 @@
 """ndarrays on node-placed memory: constructors, asarray, where() and migrate()."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._backend import backend
-from ._units import format_bytes
+from ._shapes import check_dtype, check_shape, fold_subarray
+from ._units import MAX_BYTES, format_bytes, parse_page_size
 from .placement import Placement, query
-from .view import View, check_request, map_memory
+from .request import check_request
+from .view import View, map_memory
 
 
-def _check_dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype.hasobject:
-        raise TypeError(f"dtype={dtype} holds Python objects, whose memory numpy manages itself: "
-                        "numamap places only plain data (numbers, bytes, structured records)")
-    return dtype
-
-
-def _shape(shape) -> tuple[int, ...]:
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        shape = (int(shape),)
-    try:
-        if isinstance(shape, (str, bytes)):
-            raise TypeError
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"shape must be an int or a sequence of ints, not {type(shape).__name__}") from None
-    if any(s < 0 for s in shape):
-        raise ValueError(f"shape={shape} has a negative dimension")
-    return shape
+def _nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Bytes of an array, or ValueError when no address space could hold it."""
+    limit = np.iinfo(np.intp).max
+    if any(s > limit for s in shape):
+        raise ValueError(f"shape={shape} has a dimension larger than numpy's limit ({limit})")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > MAX_BYTES:
+        raise ValueError(f"shape={shape} of {dtype} needs {nbytes} bytes: more than any address "
+                         "space can map (numamap takes at most 2**62 bytes)")
+    return nbytes
 
 
 def empty(shape, dtype=float, order: str = "C", *, node=None, policy: str = "preferred", nodes=None,
@@ -40,8 +33,10 @@ def empty(shape, dtype=float, order: str = "C", *, node=None, policy: str = "pre
     Parameters
     ----------
     shape : int or tuple of int
+        Integers only, as in numpy (floats, strings and bools raise TypeError).
     dtype : data-type
-        Object dtypes are refused.
+        Object dtypes are refused. As in numpy, a sub-array dtype such as ``('f8', (2,))``
+        adds its dimensions to the shape, and 'S0'/'U0' mean one character.
     order : {'C', 'F'}
     node : int, optional
         The node for the pages; None leaves placement to first touch.
@@ -50,7 +45,9 @@ def empty(shape, dtype=float, order: str = "C", *, node=None, policy: str = "pre
         The nodes for 'interleave' or 'bind'.
     page_size : {'auto', '4K', '2M', '1G'}
         'auto' takes hugetlb pages when the node's pool can serve the whole array, else
-        transparent huge pages, else base pages; ``arr.base`` says which.
+        transparent huge pages, else base pages; ``arr.base`` says which. Hugetlb arrays are
+        mapped shared: a forked child sees them and its writes reach the parent, since a
+        private copy of a huge page could kill the child with SIGBUS (docs/hugepages.md).
     populate : bool
         Fault every page in now and verify its node.
     strict : bool
@@ -68,11 +65,11 @@ def empty(shape, dtype=float, order: str = "C", *, node=None, policy: str = "pre
     >>> a.shape, a.base.node, a.base.verified
     ((2, 3), 0, True)
     """
-    dtype = _check_dtype(dtype)
-    shape = _shape(shape)
+    dtype = check_dtype(dtype)
+    shape, dtype = fold_subarray(check_shape(shape), dtype)
     if order not in ("C", "F"):
         raise ValueError(f"order={order!r} must be 'C' or 'F'")
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = _nbytes(shape, dtype)
     view = map_memory(nbytes, node=node, policy=policy, nodes=nodes, page_size=page_size,
                       populate=populate, strict=strict)
     return view.ndarray(shape, dtype, order)
@@ -101,7 +98,10 @@ def _like(a, dtype, order, shape):
     a = np.asanyarray(a)
     dtype = a.dtype if dtype is None else dtype
     if order in ("K", "A"):
-        order = "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+        fortran = a.flags.f_contiguous and not a.flags.c_contiguous
+        if order == "K" and shape is not None and len(check_shape(shape)) != a.ndim:
+            fortran = False  # as numpy: 'K' cannot keep a layout across a change of ndim
+        order = "F" if fortran else "C"
     return (a.shape if shape is None else shape), dtype, order
 
 
@@ -206,13 +206,42 @@ def migrate(arr: np.ndarray, node: int) -> Migration:
     request = check_request(node, "bind", None)
     before = view.where()
     backend.move_range(view.address, -(-view.size // view.page_size) * view.page_size, request.nodes[0])
-    view.request = request
+    view.request = request  # the account every holder of the mapping shares
+    view.verify()
     after = view.where()
     return Migration(request.nodes[0], before, after)
 
 
+def _already_fits(a: np.ndarray, view: View, order: str, placement: dict) -> bool:
+    """Whether ``a`` meets asarray's layout and placement keywords as it is (nodes aside)."""
+    if (order == "C" and not a.flags.c_contiguous) or (order == "F" and not a.flags.f_contiguous):
+        return False
+    wanted = parse_page_size(placement.get("page_size", "auto"))
+    if wanted is not None and wanted != view.page_size:
+        return False
+    if "policy" in placement and placement["policy"] != view.policy:
+        return False
+    if placement.get("nodes") is not None:
+        return False  # let the copy's request check judge the nodes
+    return True
+
+
 def asarray(a, dtype=None, order: str = "K", *, node: int, **placement) -> np.ndarray:
-    """``a`` as an array on ``node``: ``a`` itself when all its pages are there already, else a copy.
+    """``a`` as an array on ``node``: ``a`` itself when it already is what was asked, else a copy.
+
+    ``a`` itself comes back only when all its pages are on ``node`` and it meets every other
+    request: ``dtype``, ``order`` ('C' or 'F' contiguity), an explicit ``page_size``, and
+    ``policy``/``nodes`` when given. ``populate=True`` is met by such an array, since all its
+    pages are there. Anything else copies onto new memory, placed as the keywords say.
+
+    Parameters
+    ----------
+    a : array_like
+    dtype : data-type, optional
+    order : {'K', 'A', 'C', 'F'}
+    node : int
+    **placement
+        ``policy``, ``nodes``, ``page_size``, ``populate`` and ``strict``, as for :func:`empty`.
 
     Examples
     --------
@@ -223,7 +252,8 @@ def asarray(a, dtype=None, order: str = "K", *, node: int, **placement) -> np.nd
     """
     if isinstance(a, np.ndarray) and (dtype is None or np.dtype(dtype) == a.dtype):
         view = view_of(a)
-        if view is not None and a.size and where(a).fraction_on(node) == 1.0:
+        if (view is not None and a.size and _already_fits(a, view, order, placement)
+                and where(a).fraction_on(node) == 1.0):
             return a
     source = np.asarray(a, dtype=dtype)
     out = empty_like(source, order=order, node=node, **placement)

@@ -1,8 +1,13 @@
 """``numamap check``: allocate, touch and verify on every node and page size the machine serves."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
+import numpy as np
+
+from ._backend import backend
+from ._errors import FallbackWarning
 from ._units import MiB, format_bytes, page_size_name
 from .arrays import empty, where
 from .numa_topology import Topology, topology
@@ -14,6 +19,51 @@ class CheckResult:
     page_size: str
     passed: bool | None  # None: skipped, with the reason
     detail: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A capability the system refuses (a container's seccomp profile, say): not a failure of
+    numamap, which falls back and says so, but something to fix for placement to work."""
+
+    capability: str
+    calls: str
+    effect: str
+    fix: str
+
+
+#: How to be granted the calls: Docker's default profile allows mbind, set_mempolicy and
+#: get_mempolicy to containers with CAP_SYS_NICE, and move_pages to none (Podman's neither).
+_PLACE_FIX = ("inside a container, add CAP_SYS_NICE (docker run --cap-add SYS_NICE) or use a "
+              "seccomp profile that allows mbind, set_mempolicy and get_mempolicy "
+              "(docs/containers.md)")
+_READ_FIX = ("inside a container, use a seccomp profile that allows move_pages: Docker's and "
+             "Podman's default profiles refuse it whatever the capabilities (docs/containers.md)")
+
+
+def findings() -> list[Finding]:
+    """The NUMA capabilities this process is refused, probed by behaviour."""
+    found = []
+    if backend.PLATFORM == "linux" and not backend.capabilities()["numa_policy"]:
+        found.append(Finding(
+            "placing memory on a node", "mbind, set_mempolicy, get_mempolicy",
+            "arrays, policy() and NodePool get the kernel's default placement, with one "
+            "FallbackWarning; strict=True raises FallbackError", _PLACE_FIX))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FallbackWarning)  # reported here as a finding instead
+        probe = np.ones(backend.base_page_size() // 8)
+        placement = where(probe)
+    if not placement.known:
+        found.append(Finding(
+            "reading where pages are", "move_pages",
+            "where() reports every page's node as unknown (-1), with the reason, and verify() "
+            "returns None", _READ_FIX))
+    return found
+
+
+def format_findings(found: list[Finding]) -> str:
+    return "\n".join(f"finding: {f.capability} ({f.calls}) is refused by the kernel\n"
+                     f"  effect: {f.effect}\n  fix: {f.fix}" for f in found)
 
 
 def _cases(topo: Topology):
@@ -32,9 +82,16 @@ def _cases(topo: Topology):
                 yield node.id, page_size_name(size), None
 
 
-def run_check(topo: Topology | None = None) -> list[CheckResult]:
-    """Run every case; a failure is reported in its row, never raised."""
+def run_check(topo: Topology | None = None, refusals: list[Finding] | None = None) -> list[CheckResult]:
+    """Run every case; a failure is reported in its row, never raised.
+
+    Under ``refusals`` (see :func:`findings`; probed when not given) a row whose placement the
+    system will not place or tell is skipped, saying what was checked; it fails only on what
+    could be checked (allocating, touching, page sizes).
+    """
     topo = topo or topology()
+    refusals = findings() if refusals is None else refusals
+    refused = bool(refusals)
     results = []
     for node, kind, skip in _cases(topo):
         if skip:
@@ -43,11 +100,21 @@ def run_check(topo: Topology | None = None) -> list[CheckResult]:
         try:
             page = kind
             nbytes = 8 * MiB if kind in ("4K", "auto") else (1 << 30 if kind == "1G" else 4 * MiB)
-            arr = empty(nbytes, dtype="u1", node=node, policy="bind", page_size=page,
-                        populate=True, strict=True)
-            arr[::4096] = 1
-            found = where(arr)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FallbackWarning)  # a finding says why, once
+                arr = empty(nbytes, dtype="u1", node=node, policy="bind", page_size=page,
+                            populate=True, strict=not refused)
+                arr[::4096] = 1
+                found = where(arr)
             view = arr.base
+            if refused and (view.fallback or not found.known):
+                if kind != "auto" and found.page_sizes.get(view.page_size, 0) < nbytes:
+                    results.append(CheckResult(node, kind, False, f"pages are not {kind}: {found.page_sizes}"))
+                else:
+                    results.append(CheckResult(node, kind, None, f"placement not checked (see the findings); "
+                                               f"{format_bytes(nbytes)} allocated and touched in "
+                                               f"{page_size_name(view.page_size)} pages"))
+                continue
             on_node = found.fraction_on(node)
             if on_node != 1.0:
                 results.append(CheckResult(node, kind, False, f"only {on_node:.1%} of pages on node {node}: {found!r}"))
@@ -62,12 +129,19 @@ def run_check(topo: Topology | None = None) -> list[CheckResult]:
             del arr, view
         except (OSError, MemoryError, ValueError) as exc:
             results.append(CheckResult(node, kind, False, f"{type(exc).__name__}: {exc}"))
+    if not any(r.passed is True for r in results) and not (refused and results):
+        # A check that verified nothing must not pass: no node with memory, or every case skipped.
+        memory = [n.id for n in topo.nodes if n.has_memory]
+        why = (f"no node with memory was found (source {topo.source}: {topo.node_ids or 'no nodes'})"
+               if not memory else "every case was skipped")
+        results.append(CheckResult(memory[0] if memory else -1, "-", False,
+                                   f"nothing was checked: {why}"))
     return results
 
 
 def format_results(results: list[CheckResult]) -> str:
     rows = [("node", "pages", "result", "detail")]
     for r in results:
-        rows.append((str(r.node), r.page_size, {True: "pass", False: "FAIL", None: "skip"}[r.passed], r.detail))
+        rows.append((str(r.node) if r.node >= 0 else "-", r.page_size, {True: "pass", False: "FAIL", None: "skip"}[r.passed], r.detail))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(row[:3], widths)), row[3]]) for row in rows)

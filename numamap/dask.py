@@ -14,8 +14,8 @@ their node.
 """
 from __future__ import annotations
 
+import errno
 import functools
-import importlib
 import logging
 import os
 import re
@@ -30,8 +30,11 @@ from dask.utils import has_keyword
 from distributed import LocalCluster, Nanny, WorkerPlugin
 from distributed.worker_memory import parse_memory_limit
 
+from ._backend import backend
+from ._errors import FallbackError
+from .memory_handler import policy as node_policy
 from .numa_topology import topology
-from .view import node_list
+from .request import node_list
 
 __all__ = ["NodePlugin", "NumaCluster", "dask_setup", "map_blocks", "node_of_worker", "partitioned",
            "pin_process", "resource", "thread_affinities", "workers_by_node"]
@@ -66,30 +69,12 @@ def _check_nodes(nodes) -> list[int]:
 # -- pinning and the policy, inside a worker process -----------------------------------------------
 
 def pin_process(cpus) -> tuple[int, ...]:
-    """Pin every thread of this process to ``cpus``; returns the thread ids pinned.
+    """Pin every thread of this worker process to ``cpus``; returns the CPUs it now runs on.
 
-    ``sched_setaffinity`` changes one thread, and threads keep the mask they have, so this walks
-    ``/proc/self/task`` until no unpinned thread is left. The calling thread goes first: threads
-    it starts from then on inherit its mask. Linux only (NotImplementedError elsewhere).
+    Threads keep the mask they have, so the backend pins each existing thread; threads started
+    later inherit the caller's mask.
     """
-    if not sys.platform.startswith("linux"):
-        raise NotImplementedError(f"pinning a whole process needs Linux's /proc/self/task, not {sys.platform}")
-    cpus = {int(c) for c in cpus}
-    if not cpus:
-        raise ValueError("cpus must not be empty")
-    os.sched_setaffinity(0, cpus)
-    pinned: set[int] = set()
-    while True:
-        threads = {int(t) for t in os.listdir("/proc/self/task")}
-        todo = threads - pinned
-        if not todo:
-            return tuple(sorted(threads))
-        for tid in todo:
-            try:
-                os.sched_setaffinity(tid, cpus)
-            except ProcessLookupError:  # the thread ended meanwhile
-                pass
-            pinned.add(tid)
+    return backend.pin_process(cpus)
 
 
 def thread_affinities() -> dict[int, tuple[int, ...]]:
@@ -122,12 +107,11 @@ def node_of_worker(worker=None) -> int | None:
 def _pin_worker(worker, node: int) -> None:
     cpus = topology().cpus_of(node)
     try:
-        threads = pin_process(cpus)
-    except NotImplementedError as exc:
+        got = pin_process(cpus)
+    except (NotImplementedError, OSError) as exc:
         logger.warning("numamap: worker %s of node %s is not pinned: %s", worker.name, node, exc)
         return
-    logger.info("numamap: worker %s pinned to node %d (CPUs %s, %d threads)", worker.name, node,
-                list(cpus), len(threads))
+    logger.info("numamap: worker %s pinned to node %d (CPUs %s)", worker.name, node, list(got))
     if worker.state.nthreads > len(cpus):
         logger.warning("numamap: worker %s runs %d task threads on node %d's %d CPUs; start it "
                        "with --nthreads %d", worker.name, worker.state.nthreads, node, len(cpus),
@@ -137,11 +121,17 @@ def _pin_worker(worker, node: int) -> None:
 @functools.lru_cache(maxsize=None)
 def _policy_for(node: int):
     """This process's numamap.policy(node), made once and shared (a Policy may be entered from
-    any number of threads); None where there is none (policy module missing, Windows)."""
+    any number of threads); None where there is none (Windows)."""
     try:
-        factory = importlib.import_module("numamap.memory_handler").policy
-        return factory(node)
-    except (ImportError, AttributeError, NotImplementedError) as exc:
+        return node_policy(node, strict=True)
+    except FallbackError as exc:
+        if exc.errno not in (errno.EPERM, errno.EACCES):
+            raise
+        logger.warning("numamap: no NEP 49 policy for node %s (%s): placement is left to first "
+                       "touch by the pinned worker threads, which still lands on node %s",
+                       node, exc.strerror, node)
+        return None
+    except NotImplementedError as exc:
         logger.info("numamap: no NEP 49 policy for node %s: %s", node, exc)
         return None
 
@@ -154,6 +144,8 @@ class NodePlugin(WorkerPlugin):
     node : int, optional
         The node; by default each worker's own ``numa<k>`` resource says which.
 
+    Notes
+    -----
     Register it on a cluster whose workers carry ``numa<k>`` resources
     (``client.register_plugin(NodePlugin())``), or give it to one worker (``plugins=``).
     A plugin's setup runs outside the context that tasks inherit, so it cannot install the

@@ -22,6 +22,7 @@ allocated it, so the handler lives as long as any of its arrays.
 from __future__ import annotations
 
 import contextvars
+import errno
 import ctypes
 import functools
 import importlib
@@ -31,7 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._backend import backend
-from ._errors import FallbackError, raise_errno, warn_fallback
+from ._errors import CONTAINER_HINT, FallbackError, warn_fallback
+from ._records import BlockInfo, HandlerConfig
 from ._units import MiB, format_bytes, page_size_name, parse_page_size, parse_size
 
 #: Blocks of at least this many bytes are mapped on the node; smaller ones come from malloc.
@@ -45,10 +47,10 @@ DEFAULT_MIN_SIZE = 2 * MiB
 
 HANDLER_PREFIX = "numamap_"
 _SET_HANDLER, _GET_HANDLER = 304, 305  # slots of numpy's C API table, stable since numpy 1.22
-_BLOCK_KINDS = {1: "small", 2: "mapped", 3: "hugetlb"}
+_AUTO_SIZES = 4  # huge page sizes the C handler tries for page_size="auto"
 
-# The handlers that ``with`` blocks replaced, innermost last: a context variable, like numpy's
-# own, so each thread and asyncio task restores its own.
+# (policy, the handler its ``with`` block replaced) pairs, innermost last: a context variable,
+# like numpy's own, so each thread and asyncio task restores its own.
 _saved: contextvars.ContextVar[tuple] = contextvars.ContextVar("numamap_policy_saved", default=())
 
 
@@ -72,7 +74,6 @@ def _python_function(name: str, restype, *argtypes):
 
 @dataclass(frozen=True)
 class _CApi:
-    capsule_new: object
     capsule_pointer: object
     set_handler: object
     get_handler: object
@@ -83,8 +84,6 @@ def _c_api() -> _CApi:
     """The C functions this module calls, with numpy's table slots checked once."""
     capsule_pointer = _python_function("PyCapsule_GetPointer", ctypes.c_void_p, ctypes.py_object,
                                        ctypes.c_char_p)
-    capsule_new = _python_function("PyCapsule_New", ctypes.py_object, ctypes.c_void_p,
-                                   ctypes.c_void_p, ctypes.c_void_p)
     umath = None
     for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
         try:
@@ -97,7 +96,7 @@ def _c_api() -> _CApi:
         raise RuntimeError(f"numpy {np.__version__} exposes no _ARRAY_API capsule: numamap.policy "
                            "needs numpy 1.22 or newer")
     table = ctypes.cast(capsule_pointer(table_capsule, None), ctypes.POINTER(ctypes.c_void_p))
-    api = _CApi(capsule_new, capsule_pointer,
+    api = _CApi(capsule_pointer,
                 ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.py_object)(table[_SET_HANDLER]),
                 ctypes.PYFUNCTYPE(ctypes.py_object)(table[_GET_HANDLER]))
     # Slot 305 must give the capsule of the handler numpy names as current.
@@ -156,34 +155,12 @@ def handler_name(arr=None) -> str | None:
     return None if owner is None else get_name(owner)
 
 
-@dataclass(frozen=True)
-class BlockInfo:
-    """What kind of block of a numamap handler holds an array's data.
-
-    ``kind`` is 'small' (malloc'd: below the policy's ``min_size``), 'mapped' (a mapping of base
-    pages, THP where asked) or 'hugetlb'. ``size`` is the byte count numpy asked for (for small
-    blocks, what malloc reserved); ``length`` and ``page_size`` are the bytes and the size of the
-    pages behind the data (0 for small blocks).
-    """
-
-    kind: str
-    size: int
-    length: int
-    page_size: int
-
-
 def block_info(arr) -> BlockInfo | None:
     """The block under ``arr`` if a numamap handler allocated it (walking ``.base``), else None."""
     owner = _owner(arr) if isinstance(arr, np.ndarray) else None
     if owner is None or not (handler_name(owner) or "").startswith(HANDLER_PREFIX):
         return None
-    from ._linux_cffi import ffi, lib
-
-    info = ffi.new("nm_block_info *")
-    address = owner.__array_interface__["data"][0]
-    if lib.nm_policy_block_info(ffi.cast("void *", address), info) != 0:
-        return None
-    return BlockInfo(_BLOCK_KINDS[info.kind], int(info.size), int(info.length), int(info.page_size))
+    return backend.handler_block_info(owner.__array_interface__["data"][0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,14 +171,7 @@ def _pool_configured(page_size: int) -> bool:
     """Whether the machine has a hugetlb pool of ``page_size`` at all ('auto' tries only those:
     a try costs a few calls even when it fails)."""
     pool = backend.hugepage_pool(page_size, None)
-    overcommit = backend._read("/", f"sys/kernel/mm/hugepages/hugepages-{page_size // 1024}kB/"
-                                    "nr_overcommit_hugepages")
-    return bool(pool and pool.total) or bool(overcommit and overcommit.strip() not in ("", "0"))
-
-
-def _thp_size() -> int:
-    text = backend._read("/", "sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
-    return int(text) if text and text.isdigit() else 2 * MiB
+    return pool is not None and pool.configured
 
 
 class Policy:
@@ -225,11 +195,13 @@ class Policy:
     """
 
     def __init__(self, node=None, *, page_size="auto", min_size=DEFAULT_MIN_SIZE, strict=False):
-        from ._linux_cffi import ffi, lib
-        from .view import check_request
+        from .request import check_request
 
         request = check_request(node, "preferred", None)
         self.node = request.node
+        # 'local' is the node of whichever thread enters the block: see _for_this_thread
+        self._local = {} if request.selector == "local" else None
+        self._options = dict(page_size=page_size, min_size=min_size, strict=strict)
         self.min_size = parse_size(min_size, name="min_size")
         self.page_size = parse_page_size(page_size)
         self.fallback = None
@@ -240,70 +212,86 @@ class Policy:
                              f"{', '.join(page_size_name(s) for s in huge_sizes) or 'no huge'} pages")
         self.name = HANDLER_PREFIX + (f"node{self.node}" if self.node is not None else "local")
 
-        config = ffi.new("nm_policy_config *")
-        name = ffi.new("char[]", self.name.encode())
-        config.name = name
-        config.min_size = self.min_size
-        config.base_page = base
         if self.page_size == base:  # '4K': base pages, even where THP is 'always'
-            config.thp = lib.NM_POLICY_THP_FORBID
+            thp = "forbid"
         else:  # hugetlb pages where they can be had, else base pages with THP asked for
-            thp = backend.thp_mode() in ("always", "madvise")
-            config.thp = lib.NM_POLICY_THP_ASK if thp else lib.NM_POLICY_THP_LEAVE
-            config.thp_size = _thp_size()
+            thp = "ask" if backend.thp_mode() in ("always", "madvise") else "leave"
+        auto = ()
         if self.page_size is None:
-            auto = [size for size in sorted(huge_sizes, reverse=True) if _pool_configured(size)]
-            for i, size in enumerate(auto[:lib.NM_POLICY_AUTO_SIZES]):
-                config.auto_huge_pages[i] = size
-        elif self.page_size != base:
-            config.huge_page = self.page_size
-
-        config.node = -1 if self.node is None else self.node
-        capsule = self._new_capsule(config)
+            auto = tuple(size for size in sorted(huge_sizes, reverse=True) if _pool_configured(size))[:_AUTO_SIZES]
+        config = HandlerConfig(self.name, -1 if self.node is None else self.node, self.min_size, base,
+                               thp, backend.thp_page_size(), self.page_size if self.page_size not in
+                               (None, base) else 0, auto)
+        capsule = backend.handler_new(config)
         if self.node is not None:
-            err = _check_placement(capsule)
+            err = backend.handler_check(capsule)
             if err:
-                why = f"mbind refused node {self.node} ({os.strerror(err)})"
-                if strict or len(backend.memory_nodes()) > 1:
+                why = f"the kernel refused to place memory on node {self.node} ({os.strerror(err)})"
+                refused = err in (errno.EPERM, errno.EACCES)
+                if strict or not (refused or len(backend.memory_nodes()) == 1):
+                    hint = f": {CONTAINER_HINT}" if refused else ""
                     raise FallbackError(err, f"numamap.policy cannot place memory on node {self.node}: "
-                                        f"{why}; containers need CAP_SYS_NICE or a seccomp profile "
-                                        "that allows mbind")
-                self.fallback = f"{why}; mapped blocks take the kernel's default placement on the only node"
-                warn_fallback(self.fallback)
-                config.node = -1
-                capsule = self._new_capsule(config)
+                                        f"{why}{hint}")
+                self.fallback = (f"{why}; numpy's blocks get the kernel's default placement"
+                                 + (f" ({CONTAINER_HINT})" if refused else ""))
+                warn_fallback(self.fallback, once="placement refused" if refused else None)
+                self.name += "_unplaced"
+                capsule = backend.handler_new(config._replace(node=-1, name=self.name))
         self._capsule = capsule  # what numpy and every array it allocates hold
 
-    @staticmethod
-    def _new_capsule(config):
-        """A new C handler for ``config``, in a capsule whose destructor frees it."""
-        from ._linux_cffi import ffi, lib
-
-        out = ffi.new("void **")
-        raise_errno(lib.nm_policy_new(config, out), "creating the memory handler")
-        address = int(ffi.cast("uintptr_t", out[0]))
-        api = _c_api()
-        try:
-            capsule = api.capsule_new(address, int(ffi.cast("uintptr_t", lib.nm_policy_capsule_name())),
-                                      int(lib.nm_policy_capsule_destructor()))
-        except BaseException:
-            lib.nm_policy_delete(out[0])
-            raise
-        return capsule
-
     # -- installing ----------------------------------------------------------------------------
+    def _for_this_thread(self) -> "Policy":
+        """This policy, or for node='local' entered on another node's CPU, that node's own."""
+        if self._local is None:
+            return self
+        from .selectors import resolve
+
+        node = resolve("local").node
+        if node == self.node:
+            return self
+        if node not in self._local:  # a race makes two, and one is kept: harmless
+            self._local[node] = Policy(node, **self._options)
+        return self._local[node]
+
     def __enter__(self) -> "Policy":
-        previous = _c_api().set_handler(self._capsule)
-        _saved.set(_saved.get() + (previous,))
+        previous = _c_api().set_handler(self._for_this_thread()._capsule)
+        _saved.set(_saved.get() + ((self, previous),))
         return self
 
     def __exit__(self, *exc) -> None:
         saved = _saved.get()
-        if not saved:
+        if not any(entered is self for entered, _ in saved):
             raise RuntimeError("numamap.policy: leaving a block that was not entered in this "
                                "context (thread or task)")
+        if saved[-1][0] is not self:
+            # Restoring what this block replaced would drop the inner block's handler while
+            # that block still runs: refuse, and change nothing.
+            raise RuntimeError(f"numamap.policy: leaving {self.name!r} out of order: the block of "
+                               f"{saved[-1][0].name!r} entered inside it must be left first")
         _saved.set(saved[:-1])
-        _c_api().set_handler(saved[-1])
+        _c_api().set_handler(saved[-1][1])
+
+    def __call__(self, function):
+        """Use the policy as a decorator: ``function`` runs inside ``with self:`` at every call.
+
+        Examples
+        --------
+        >>> import numpy as np, numamap
+        >>> @numamap.policy(0)
+        ... def make():
+        ...     return np.ones(1 << 20)
+        >>> numamap.handler_name(make())
+        'numamap_node0'
+        """
+        if not callable(function):
+            raise TypeError(f"a Policy decorates a function, not {type(function).__name__}")
+
+        @functools.wraps(function)
+        def placed(*args, **kwargs):
+            with self:
+                return function(*args, **kwargs)
+
+        return placed
 
     def install(self) -> None:
         """Make this the handler of the current context from now on, with no block to leave.
@@ -311,19 +299,14 @@ class Policy:
         For thread initializers: a pool thread that installs its node's policy keeps it for the
         thread's whole life. Use ``with`` everywhere else.
         """
-        _c_api().set_handler(self._capsule)
+        _c_api().set_handler(self._for_this_thread()._capsule)
 
     # -- reporting -----------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
         """Counters of the mapped path: blocks mapped and unmapped, hugetlb blocks, hugetlb
         fallbacks (explicit page sizes only), resizes in place or by mremap, failed calls and
         the errno of the latest."""
-        from ._linux_cffi import ffi, lib
-
-        out = ffi.new("nm_policy_stats *")
-        lib.nm_policy_get_stats(_handler_of(self._capsule), out)
-        return {name: int(getattr(out, name)) for name in ("mapped", "unmapped", "hugetlb",
-                "hugetlb_fallbacks", "remapped", "errors", "last_error")}
+        return backend.handler_stats(self._capsule)._asdict()
 
     def __repr__(self) -> str:
         where = f"node {self.node}" if self.node is not None else "the kernel's placement"
@@ -331,20 +314,6 @@ class Policy:
         text = (f"<numamap.policy {self.name!r}: blocks >= {format_bytes(self.min_size)} on {where}, "
                 f"pages {pages}")
         return text + (f"; fallback: {self.fallback}>" if self.fallback else ">")
-
-
-def _handler_of(capsule):
-    """The C handler in ``capsule``, as a cffi pointer."""
-    from ._linux_cffi import ffi
-
-    return ffi.cast("void *", _c_api().capsule_pointer(capsule, b"mem_handler"))
-
-
-def _check_placement(capsule) -> int:
-    """errno of placing one page as the handler would (0: it can)."""
-    from ._linux_cffi import lib
-
-    return lib.nm_policy_check(_handler_of(capsule))
 
 
 def policy(node=None, *, page_size="auto", min_size=DEFAULT_MIN_SIZE, strict: bool = False) -> Policy:
@@ -359,10 +328,14 @@ def policy(node=None, *, page_size="auto", min_size=DEFAULT_MIN_SIZE, strict: bo
 
     Parameters
     ----------
-    node : int, optional
+    node : int or str, optional
         The node for large allocations. None binds nothing: pages go where the kernel puts them
         (the first-touching thread's node), but large arrays still get their own mappings and
-        huge pages.
+        huge pages. A selector ('local', 'fastest', 'nearest', 'slowest', 'largest': see
+        :mod:`numamap.selectors`) is resolved for the calling thread's CPU now; 'local' is
+        resolved again in each thread that enters the block (or installs the policy), so one
+        ``policy(node='local')`` used in :class:`~numamap.workers.NodePool` workers places each
+        worker's arrays on its own node.
     page_size : {'auto', '4K', '2M', '1G'}
         'auto': hugetlb pages for arrays of at least one huge page when the machine has a
         pool of that size (as the policy is created) and the node's pool can serve them all

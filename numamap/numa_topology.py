@@ -7,20 +7,12 @@ from types import MappingProxyType
 from typing import Mapping
 
 from ._backend import backend
+from ._records import PoolFacts
 from ._units import format_bytes, page_size_name
 
 
-@dataclass(frozen=True)
-class HugePagePool:
-    """One huge-page pool: ``total`` and ``free`` are counts of ``page_size`` pages."""
-
-    page_size: int
-    total: int
-    free: int
-
-    @property
-    def free_bytes(self) -> int:
-        return self.free * self.page_size
+#: One huge-page pool (the backend's record): ``total`` and ``free`` count ``page_size`` pages.
+HugePagePool = PoolFacts
 
 
 @dataclass(frozen=True)
@@ -34,10 +26,20 @@ class Node:
     memory_total, memory_free : int
         Bytes, as the node's meminfo reports them (they need not add up to the machine's).
     distances : tuple of int
-        This node's row of the distance matrix, indexed like :attr:`Topology.nodes`.
+        This node's row of the distance matrix, indexed like ``Topology.nodes``.
     hugepages : mapping of int to HugePagePool
         Pools by page size in bytes.
     has_memory, has_cpus : bool
+    read_bandwidth, write_bandwidth : int or None
+        Bytes per second to this node's memory from its best initiators, as the firmware's HMAT
+        gives them (Linux: ``access0/initiators``, MB/s x 10**6); None where it gives none.
+    read_latency, write_latency : int or None
+        Nanoseconds, likewise.
+    initiators : tuple of int
+        The nodes those figures are for (the best initiators); empty without figures.
+    tier : int or None
+        The kernel's memory tier (``memory_tierN``): a higher number is a slower tier; None
+        where the kernel has no tiers.
     """
 
     id: int
@@ -48,6 +50,12 @@ class Node:
     hugepages: Mapping[int, HugePagePool]
     has_memory: bool
     has_cpus: bool
+    read_bandwidth: int | None = None
+    write_bandwidth: int | None = None
+    read_latency: int | None = None
+    write_latency: int | None = None
+    initiators: tuple[int, ...] = ()
+    tier: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,20 +100,40 @@ class Topology:
         allowed = set(self.allowed_cpus)
         return tuple(c for c in self.node(node_id).cpus if c in allowed)
 
+    @property
+    def has_hmat(self) -> bool:
+        """Whether any node carries the firmware's bandwidth or latency figures."""
+        return any(n.read_bandwidth is not None or n.read_latency is not None for n in self.nodes)
+
+    @property
+    def has_tiers(self) -> bool:
+        """Whether the kernel groups the nodes into memory tiers."""
+        return any(n.tier is not None for n in self.nodes)
+
     def _rows(self) -> list[tuple[str, ...]]:
         rows = []
         for n in self.nodes:
             pools = ", ".join(f"{page_size_name(s)}: {p.free}/{p.total}" for s, p in n.hugepages.items())
-            rows.append((str(n.id), _cpulist(n.cpus) or "-", format_bytes(n.memory_total),
-                         format_bytes(n.memory_free), pools or "-",
-                         " ".join(map(str, n.distances))))
+            row = (str(n.id), _cpulist(n.cpus) or "-", format_bytes(n.memory_total),
+                   format_bytes(n.memory_free), pools or "-", " ".join(map(str, n.distances)))
+            if self.has_hmat:
+                row += (f"{_rate(n.read_bandwidth)}/{_rate(n.write_bandwidth)}",
+                        f"{_ns(n.read_latency)}/{_ns(n.write_latency)}")
+            if self.has_tiers:
+                row += ("-" if n.tier is None else str(n.tier),)
+            rows.append(row)
         return rows
 
     _HEADER = ("node", "cpus", "memory", "free", "huge pages free/total", "distances")
 
+    def _header(self) -> tuple[str, ...]:
+        return (self._HEADER + (("bandwidth r/w", "latency r/w") if self.has_hmat else ())
+                + (("tier",) if self.has_tiers else ()))
+
     def __repr__(self) -> str:
-        rows = [self._HEADER, *self._rows()]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(self._HEADER))]
+        header = self._header()
+        rows = [header, *self._rows()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
         lines.append(f"THP: {self.thp_mode}; base page {format_bytes(self.base_page_size)}; "
                      f"granularity {format_bytes(self.allocation_granularity)}; "
@@ -125,12 +153,21 @@ class Topology:
         return plot_topology(self, figsize=figsize)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in self._HEADER)
+        head = "".join(f"<th>{h}</th>" for h in self._header())
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
                        for row in self._rows())
         foot = html.escape(repr(self).splitlines()[-1 - len(self.notes)])
         notes = "".join(f"<br>note: {html.escape(n)}" for n in self.notes)
         return f"<table><tr>{head}</tr>{body}</table><small>{foot}{notes}</small>"
+
+
+def _rate(value: int | None) -> str:
+    """Bytes per second as GB/s, '-' for None."""
+    return "-" if value is None else f"{value / 1e9:.3g} GB/s"
+
+
+def _ns(value: int | None) -> str:
+    return "-" if value is None else f"{value} ns"
 
 
 def _cpulist(cpus) -> str:
@@ -167,17 +204,17 @@ def topology(root: str = "/") -> Topology:
     """
     facts = backend.read_topology(root)
     nodes = tuple(
-        Node(id=n["id"], cpus=tuple(n["cpus"]), memory_total=n["memory_total"],
-             memory_free=n["memory_free"], distances=tuple(n["distances"]),
-             hugepages=MappingProxyType({s: HugePagePool(s, t, f) for s, (t, f) in n["hugepages"].items()}),
-             has_memory=n["has_memory"], has_cpus=n["has_cpus"])
-        for n in facts["nodes"])
-    return Topology(nodes=nodes, online_nodes=tuple(facts["online"]),
-                    possible_nodes=tuple(facts["possible"]), allowed_cpus=tuple(facts["allowed_cpus"]),
-                    allowed_memory_nodes=tuple(facts["allowed_memory_nodes"]), thp_mode=facts["thp_mode"],
-                    allocation_granularity=facts["granularity"], base_page_size=facts["page_size"],
-                    huge_page_sizes=tuple(facts["huge_page_sizes"]), source=facts["source"],
-                    notes=tuple(facts["notes"]), platform=facts["platform"])
+        Node(id=n.id, cpus=n.cpus, memory_total=n.memory_total, memory_free=n.memory_free,
+             distances=n.distances, hugepages=MappingProxyType({p.page_size: p for p in n.hugepages}),
+             has_memory=n.has_memory, has_cpus=n.has_cpus, read_bandwidth=n.read_bandwidth,
+             write_bandwidth=n.write_bandwidth, read_latency=n.read_latency,
+             write_latency=n.write_latency, initiators=n.initiators, tier=n.tier)
+        for n in facts.nodes)
+    return Topology(nodes=nodes, online_nodes=facts.online, possible_nodes=facts.possible,
+                    allowed_cpus=facts.allowed_cpus, allowed_memory_nodes=facts.allowed_memory_nodes,
+                    thp_mode=facts.thp_mode, allocation_granularity=facts.granularity,
+                    base_page_size=facts.page_size, huge_page_sizes=facts.huge_page_sizes,
+                    source=facts.source, notes=facts.notes, platform=facts.platform)
 
 
 def allocation_granularity() -> int:

@@ -7,10 +7,11 @@ import numpy as np
 
 from ._backend import backend
 from ._units import MiB, format_bytes, page_size_name, parse_page_size, round_up
-from .arrays import _check_dtype, _shape, view_of
+from ._shapes import check_dtype, check_shape, fold_subarray
+from .arrays import _nbytes, view_of
 from .reservation import reserve
 from .numa_topology import topology
-from .view import node_list
+from .request import node_list
 from .view import combine, map_memory
 
 
@@ -23,11 +24,18 @@ def _default_nodes_and_weights(nodes, weights):
     if weights is None:
         weights = [max(len(topo.cpus_of(n)) if n in topo.node_ids else 0, 1) for n in nodes]
     else:
-        weights = [float(w) for w in weights]
+        try:
+            weights = [float(w) for w in weights]
+        except (TypeError, ValueError):
+            raise TypeError(f"weights must be a sequence of numbers, one per node, not {weights!r}") from None
         if len(weights) != len(nodes):
             raise ValueError(f"weights has {len(weights)} entries for {len(nodes)} nodes: give one per node")
-        if any(w < 0 or not math.isfinite(w) for w in weights) or sum(weights) <= 0:
+        if any(w < 0 or not math.isfinite(w) for w in weights) or max(weights) <= 0:
             raise ValueError(f"weights={weights} must be finite, >= 0 and not all zero")
+        # Only the ratios matter: scale to a largest weight of 1, so that no sum overflows
+        # (weights=[1e308, 1e308] would sum to infinity).
+        top = max(weights)
+        weights = [w / top for w in weights]
     return nodes, weights
 
 
@@ -79,7 +87,8 @@ def partitioned(shape, dtype=float, *, nodes=None, axis: int = 0, weights=None, 
     weights : sequence of float, optional
         Relative block sizes; each node's count of usable CPUs by default.
     page_size : {'auto', '4K', '2M', '1G'}
-        Block boundaries fall on multiples of this, so no page straddles two nodes.
+        Block boundaries fall on multiples of this, so no page straddles two nodes. Hugetlb
+        blocks are shared with forked children, as for :func:`numamap.empty`.
     fill : scalar, optional
         Fill value; None leaves the (zeroed) memory untouched.
     populate, strict
@@ -98,15 +107,16 @@ def partitioned(shape, dtype=float, *, nodes=None, axis: int = 0, weights=None, 
     >>> [(node, s.start, s.stop) for node, s in numamap.blocks(a)][:1]
     [(0, 0, 1000)]
     """
-    dtype = _check_dtype(dtype)
-    shape = _shape(shape)
+    dtype = check_dtype(dtype)
+    shape = check_shape(shape)
     if axis not in (0, -len(shape) if shape else 0):
         raise ValueError(f"axis={axis}: only axis=0 blocks are contiguous in a C-ordered array; "
                          "partition along axis 0 and use np.moveaxis on the result")
+    shape, dtype = fold_subarray(shape, dtype)  # a sub-array dtype adds trailing dimensions
     nodes, weights = _default_nodes_and_weights(nodes, weights)
+    nbytes = _nbytes(shape, dtype)
     rows = shape[0] if shape else 1
-    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
-    nbytes = rows * row_bytes
+    row_bytes = math.prod(shape[1:]) * dtype.itemsize if shape else dtype.itemsize
 
     candidates = _unit_candidates(page_size, nbytes, nodes, weights)
     for i, (huge, unit) in enumerate(candidates):
@@ -121,7 +131,7 @@ def partitioned(shape, dtype=float, *, nodes=None, axis: int = 0, weights=None, 
     reservation = reserve(total, alignment=unit)
     views, layout, start_row = [], [], 0
     for node, count in zip(nodes, counts):
-        if count == 0:
+        if count == 0 or nbytes == 0:  # rows of no bytes share one mapping, made below
             continue
         start = start_row * row_bytes
         end = total if start_row + count == rows else (start_row + count) * row_bytes
@@ -130,7 +140,7 @@ def partitioned(shape, dtype=float, *, nodes=None, axis: int = 0, weights=None, 
                                 hugetlb=huge is not None))
         layout.append((node, start, end))
         start_row += count
-    if not views:  # zero rows: still one mapping, so the array has a View like any other
+    if not views:  # no bytes: still one mapping, so the array has a View like any other
         views.append(map_memory(total, node=nodes[0], policy="bind", page_size=block_page,
                                 address=reservation.address, strict=strict, hugetlb=huge is not None))
         layout.append((nodes[0], 0, total))
@@ -164,6 +174,11 @@ def blocks(arr: np.ndarray) -> list[tuple[int, slice]]:
         raise ValueError("blocks() needs an array with at least one dimension")
     rows, stride = arr.shape[0], arr.strides[0]
     first = arr.__array_interface__["data"][0] - view.address
+    if arr.size == 0:  # rows of no bytes: they all start where the array does
+        if rows == 0:
+            return []
+        node = next((n for n, start, end in layout if start <= first < end), layout[0][0])
+        return [(node, slice(0, rows))]
     if rows and stride == 0:
         raise ValueError("blocks() cannot split an array broadcast along axis 0 (stride 0)")
     out = []

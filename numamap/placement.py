@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._backend import backend
+from ._errors import warn_fallback
 from ._units import format_bytes, page_size_name
 
 
@@ -25,7 +26,11 @@ class Placement:
         balancing on (``/proc/sys/kernel/numa_balancing``), some kernels also report -1 for
         pages it has just marked for a hinting fault, and balancing may move pages later.
     page_sizes : dict
-        Bytes of the range by page size (from /proc/self/smaps or QueryWorkingSetEx).
+        Bytes of the range by page size (from /proc/self/smaps or QueryWorkingSetEx), in whole
+        pages of each size; empty for a range of no bytes.
+    reason : str or None
+        Why placement is unknown, when the system refused to say (a container's seccomp
+        profile refusing move_pages, say): then every entry of ``nodes`` is -1.
     """
 
     address: int
@@ -33,6 +38,12 @@ class Placement:
     page_size: int
     nodes: np.ndarray = field(repr=False)
     page_sizes: dict
+    reason: str | None = None
+
+    @property
+    def known(self) -> bool:
+        """Whether the system answered where the pages are."""
+        return self.reason is None
 
     @property
     def bytes_per_node(self) -> dict[int, int]:
@@ -49,6 +60,8 @@ class Placement:
         return float(np.mean(self.nodes == node)) if self.nodes.size else 0.0
 
     def __repr__(self) -> str:
+        if self.reason:
+            return f"<Placement of {format_bytes(self.size)} at {self.address:#x}: {self.reason}>"
         per_node = ", ".join(("untouched" if n < 0 else f"node {n}") + f": {format_bytes(b)}"
                              for n, b in self.bytes_per_node.items())
         sizes = ", ".join(f"{page_size_name(s)}: {format_bytes(b)}" for s, b in self.page_sizes.items())
@@ -76,18 +89,52 @@ class Placement:
 
 
 def query(address: int, size: int, page_size: int) -> Placement:
-    """Ask the kernel about ``[address, address + size)`` at ``page_size`` granularity."""
+    """Ask the kernel about ``[address, address + size)`` at ``page_size`` granularity.
+
+    The range asked about is the whole pages that hold those bytes: nothing for ``size == 0``,
+    and byte counts that are whole pages of each size.
+    """
     start = address - address % page_size
-    span = address + size - start
-    nodes = backend.page_nodes(start, span, page_size) if span else np.empty(0, np.int32)
-    sizes = backend.page_size_breakdown(start, span)
-    base = backend.base_page_size()
-    thp = 2 << 20
-    if page_size == base and sizes.get(thp):
-        # smaps counts transparent huge pages per mapping, and a mapping may have merged with its
-        # neighbours: never credit this range with more huge pages than it has touched bytes.
-        touched = int(np.count_nonzero(nodes >= 0)) * page_size
-        capped = min(sizes[thp], touched)
-        sizes = sizes | {base: sizes.get(base, 0) + sizes[thp] - capped, thp: capped}
-        sizes = {k: v for k, v in sorted(sizes.items()) if v > 0}
+    end = -(-(address + size) // page_size) * page_size if size > 0 else start
+    span = end - start
+    if not span:
+        return Placement(address, max(size, 0), page_size, np.empty(0, np.int32), {})
+    try:
+        nodes = backend.page_nodes(start, span, page_size)
+    except PermissionError as exc:
+        reason = f"placement unknown: {exc}"
+        warn_fallback(reason, once="placement unreadable")
+        return Placement(address, size, page_size, np.full(span // page_size, -1, np.int32),
+                         _whole_pages(backend.page_size_breakdown(start, span), start, span,
+                                      np.full(span // page_size, -1, np.int32), page_size), reason)
+    sizes = _whole_pages(backend.page_size_breakdown(start, span), start, span, nodes, page_size)
     return Placement(address, size, page_size, nodes, sizes)
+
+
+def _whole_pages(sizes: dict[int, int], start: int, span: int, nodes: np.ndarray,
+                 page_size: int) -> dict[int, int]:
+    """Round the page-size breakdown to whole pages of each size.
+
+    smaps counts transparent huge pages per mapping, which the backend shares out in proportion
+    to the overlap, and a range may cover part of a huge page. So each huge-page share is
+    rounded to the nearest whole page, and capped at the huge pages the range reaches and at its
+    touched bytes (a mapping may have merged with busier neighbours); the rest is base pages.
+    A range that covers part of a huge page may count that whole page.
+    """
+    base = backend.base_page_size()
+    huge = {}
+    for size, count in sizes.items():
+        if size == base:
+            continue
+        whole = (2 * count + size) // (2 * size) * size  # nearest, halves up
+        reached = (-(-(start + span) // size) - start // size) * size
+        whole = min(whole, reached)
+        if page_size < size:
+            touched = int(np.count_nonzero(nodes >= 0)) * page_size
+            whole = min(whole, -(-touched // size) * size)
+        if whole > 0:
+            huge[size] = whole
+    rest = sum(sizes.values()) - sum(huge.values())
+    rest -= rest % base
+    out = {base: rest} if rest > 0 else {}
+    return {k: v for k, v in sorted((out | huge).items())}

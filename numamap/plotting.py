@@ -142,16 +142,16 @@ def plot_placement(obj, *, blocks=None, title: str | None = None, figsize=None):
 
     Parameters
     ----------
-    obj : Placement, View or numpy.ndarray
+    obj : numamap.Placement, numamap.View or numpy.ndarray
         A :class:`numamap.Placement`, or something :func:`numamap.where` takes, which is
         asked where its pages are now.
-    blocks : sequence of (node, start, stop), optional
-        The requested layout in byte offsets from the start of the range; drawn as a second
-        strip above the one showing where the pages are. Found by itself for arrays from
-        :func:`numamap.partitioned` and their Views.
+    blocks : sequence of tuple, optional
+        The requested layout, as ``(node, start, stop)`` in byte offsets from the start of the
+        range; drawn as a second strip above the one showing where the pages are. Found by
+        itself for arrays from :func:`numamap.partitioned` and their Views.
     title : str, optional
         The figure's title; by default the size of the range.
-    figsize : (float, float), optional
+    figsize : tuple of float, optional
         Passed to :func:`matplotlib.pyplot.figure`.
 
     Returns
@@ -241,16 +241,18 @@ def plot_topology(topo=None, *, figsize=None):
 
     Parameters
     ----------
-    topo : Topology, optional
+    topo : numamap.Topology, optional
         What to draw; :func:`numamap.topology` by default.
-    figsize : (float, float), optional
+    figsize : tuple of float, optional
         Passed to :func:`matplotlib.pyplot.figure`.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Left: the distances (10 is local; larger is farther). Right: each node's memory, the
-        free part darker, labelled with its CPU count and huge-page pools.
+        Left: the distances (10 is local; larger is farther). Middle: each node's memory, the
+        free part darker, labelled with its CPU count and huge-page pools. Right, where the
+        firmware publishes an HMAT or the kernel has memory tiers: each node's read bandwidth,
+        labelled with its read latency and tier (see docs/tiers.md).
     """
     _pyplot()  # ImportError naming the extra, before anything else
     if topo is None:
@@ -258,8 +260,14 @@ def plot_topology(topo=None, *, figsize=None):
 
         topo = topology()
     count = len(topo.nodes)
-    figure = _new_figure(figsize=figsize or (8.0, 1.6 + 0.55 * max(count, 2)), layout="constrained")
-    dist_ax, mem_ax = figure.subplots(1, 2, width_ratios=(1, 1.4))
+    tiers = topo.has_hmat or topo.has_tiers
+    figure = _new_figure(figsize=figsize or (12.0 if tiers else 8.0, 1.6 + 0.55 * max(count, 2)),
+                         layout="constrained")
+    if tiers:
+        dist_ax, mem_ax, tier_ax = figure.subplots(1, 3, width_ratios=(1, 1.4, 1.2))
+        _tier_panel(tier_ax, topo)
+    else:
+        dist_ax, mem_ax = figure.subplots(1, 2, width_ratios=(1, 1.4))
     names = [f"node {n.id}" for n in topo.nodes]
 
     matrix = np.array(topo.distance_matrix, dtype=float) if all(topo.distance_matrix) else np.empty((0, 0))
@@ -301,4 +309,111 @@ def plot_topology(topo=None, *, figsize=None):
     mem_ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     figure.suptitle(f"{topo.platform}: {count} node{'s' if count != 1 else ''}, "
                     f"{len(topo.allowed_cpus)} CPUs allowed, THP {topo.thp_mode}")
+    return figure
+
+
+def _tier_panel(ax, topo) -> None:
+    """Read bandwidth per node (HMAT), each bar labelled with read latency and memory tier."""
+    y = np.arange(len(topo.nodes))
+    bandwidth = np.array([(n.read_bandwidth or 0) / 1e9 for n in topo.nodes])
+    tiers = sorted({n.tier for n in topo.nodes if n.tier is not None})
+    colours = ["#08519c", "#6baed6", "#fd8d3c", "#a63603"]
+    for i, node in enumerate(topo.nodes):
+        colour = colours[min(tiers.index(node.tier), len(colours) - 1)] if node.tier in tiers else "#bdbdbd"
+        ax.barh(i, bandwidth[i], color=colour)
+        label = ", ".join(filter(None, (
+            f"{node.read_latency} ns" if node.read_latency is not None else "",
+            f"tier {node.tier}" if node.tier is not None else "",
+            "" if node.cpus else "no CPUs")))
+        ax.annotate(label or "no figures", (bandwidth[i], i), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize="small")
+    ax.set_yticks(y, [f"node {n.id}" for n in topo.nodes])
+    ax.invert_yaxis()
+    if topo.has_hmat:
+        ax.set_xlim(0, bandwidth.max() * 1.6 or 1)
+        ax.set_xlabel("read bandwidth, GB/s (HMAT, best initiators)")
+    else:
+        ax.set_xlim(0, 1)
+        ax.set_xticks([])
+        ax.set_xlabel("no HMAT figures: the firmware publishes none")
+    ax.set_title("memory tiers")
+
+
+# -- numamap bench -----------------------------------------------------------------------------
+
+_BETTER, _WORSE, _UNSTABLE = "#2a9d8f", "#e76f51", "#bdbdbd"
+_RATIO_TICKS = (1e-3, 1e-2, 0.1, 0.5, 1.0, 2.0, 10.0, 100.0, 1e3)
+
+
+def _ratio_label(value: float, _pos=None) -> str:
+    return f"{value:g}" if value >= 1 else f"1/{1 / value:g}"
+
+
+def plot_bench(results, *, figsize=None):
+    """Plot the ratios of :func:`numamap.bench.run` on a log axis centred on 1.
+
+    Parameters
+    ----------
+    results : numamap.bench.BenchResults
+    figsize : tuple of float, optional
+        Passed to :func:`matplotlib.pyplot.figure`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One bar per row from 1 to its ratio (numamap / numpy; right of 1, numamap did better),
+        with the ratio's 95% confidence interval; an unstable row shows its interval only. A
+        diamond marks numamap as a share of the machine's limit where the row has one.
+    """
+    _pyplot()  # ImportError naming the extra, before anything else
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    rows = [r for r in results.rows if r.paired is not None]
+    figure = _new_figure(figsize=figsize or (8.0, 1.9 + 0.42 * max(len(rows), 1)), layout="constrained")
+    ax = figure.add_subplot()
+    y = np.arange(len(rows))[::-1]
+    extent, used = 2.0, set()
+    for yy, row in zip(y, rows):
+        p = row.paired
+        if p.stable:
+            kind = "better" if p.median >= 1 else "worse"
+            ax.barh(yy, p.median - 1, left=1, height=0.6, color=_BETTER if kind == "better" else _WORSE)
+            ax.errorbar(p.median, yy, xerr=[[p.median - p.ci_low], [p.ci_high - p.median]],
+                        fmt="none", ecolor="black", capsize=3)
+            used.update((kind, "interval"))
+        else:
+            ax.barh(yy, p.ci_high - p.ci_low, left=p.ci_low, height=0.6, color=_UNSTABLE,
+                    hatch="//", edgecolor="grey")
+            used.add("unstable")
+        extent = max(extent, p.ci_high, 1 / p.ci_low if p.ci_low > 0 else extent)
+        if row.of_limit is not None and row.of_limit > 0:
+            ax.scatter([row.of_limit], [yy], marker="D", color="black", zorder=3)
+            extent = max(extent, 1 / row.of_limit)
+            used.add("limit")
+    extent *= 1.25
+    ax.set_xscale("log")
+    ax.set_xlim(1 / extent, extent)  # symmetric about 1: as far left for 1/2 as right for 2
+    ax.xaxis.set_major_locator(FixedLocator([t for t in _RATIO_TICKS if 1 / extent <= t <= extent]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(_ratio_label))
+    ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(y, [r.name for r in rows])
+    ax.set_ylim(-0.7, max(len(rows), 1) - 0.3)
+    ax.set_xlabel("numamap / numpy (log scale; right of 1: numamap did better)")
+    ax.set_title(f"numamap bench {results.date[:10]}: {format_bytes(results.size)} arrays, "
+                 f"medians of >= {results.repeat} alternating rounds")
+    if not rows:
+        ax.text(0.5, 0.5, "no row has both sides", ha="center", va="center", transform=ax.transAxes)
+    legend = {"better": Patch(color=_BETTER, label="numamap better: ratio (median)"),
+              "worse": Patch(color=_WORSE, label="numpy better: ratio (median)"),
+              "interval": Line2D([], [], color="black", marker="|", markersize=8,
+                                 label="95% confidence interval"),
+              "unstable": Patch(facecolor=_UNSTABLE, hatch="//", edgecolor="grey",
+                                label="unstable: the interval, no ratio"),
+              "limit": Line2D([], [], color="black", marker="D", linestyle="none",
+                              label="numamap / the machine's limit")}
+    ax.legend(handles=[h for k, h in legend.items() if k in used], fontsize="small",
+              loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return figure

@@ -9,7 +9,7 @@ import threading
 import weakref
 
 from ._backend import backend
-from ._units import format_bytes
+from ._units import check_byte_count, format_bytes
 
 _registry_lock = threading.Lock()
 _live_reservations: "weakref.WeakSet[Reservation]" = weakref.WeakSet()
@@ -104,6 +104,7 @@ def reserve(size: int, alignment: int | None = None) -> Reservation:
         raise TypeError(f"size must be an int, not {type(size).__name__}")
     if size <= 0:
         raise ValueError(f"size must be > 0, got {size}")
+    check_byte_count(size, "size")
     if alignment is None:
         alignment = granularity
     if isinstance(alignment, bool) or not isinstance(alignment, int):
@@ -111,6 +112,7 @@ def reserve(size: int, alignment: int | None = None) -> Reservation:
     if alignment < granularity or alignment & (alignment - 1):
         raise ValueError(f"alignment={alignment} must be a power of two >= the allocation "
                          f"granularity ({granularity})")
+    check_byte_count(alignment, "alignment")
     size = -(-size // granularity) * granularity
     return Reservation(size, alignment)
 

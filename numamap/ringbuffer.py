@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import backend
-from ._units import round_up
+from ._units import MAX_BYTES, round_up
+from ._shapes import check_dtype, fold_subarray
 from .reservation import reserve
 from .section import Section
 from .view import combine
@@ -22,7 +23,8 @@ def ring_buffer(nbytes: int, dtype=np.uint8, *, node=None, policy: str = "prefer
     nbytes : int
         The ring's size; rounded up to :func:`numamap.allocation_granularity`.
     dtype : data-type
-        Element type; its size must divide the ring's size.
+        Element type; its size must divide the ring's size. 'S0' and 'U0' mean one character,
+        as in numpy; a sub-array dtype adds its dimensions after the first.
     node, policy, populate, strict
         As for :meth:`Section.map`.
 
@@ -44,9 +46,12 @@ def ring_buffer(nbytes: int, dtype=np.uint8, *, node=None, policy: str = "prefer
         raise TypeError(f"nbytes must be an int, not {type(nbytes).__name__}")
     if nbytes <= 0:
         raise ValueError(f"nbytes must be > 0, got {nbytes}")
-    dtype = np.dtype(dtype)
-    if dtype.hasobject:
-        raise TypeError("object dtypes cannot live in a ring buffer")
+    if nbytes > MAX_BYTES // 2:
+        raise ValueError(f"nbytes={nbytes}: the ring is mapped twice, and twice that is more than "
+                         "any address space can map (numamap takes at most 2**62 bytes)")
+    dtype = check_dtype(dtype)
+    if dtype.itemsize == 0:
+        raise ValueError(f"dtype={dtype} has no bytes: a ring buffer needs elements of at least one byte")
     size = round_up(nbytes, backend.allocation_granularity())
     if size % dtype.itemsize:
         raise ValueError(f"the ring's {size} bytes are not a multiple of dtype {dtype}'s {dtype.itemsize} bytes")
@@ -58,4 +63,5 @@ def ring_buffer(nbytes: int, dtype=np.uint8, *, node=None, policy: str = "prefer
     finally:
         section.close()
     whole = combine(halves, address=reservation.address, size=2 * size, reservation=reservation)
-    return whole.ndarray(2 * size // dtype.itemsize, dtype)
+    shape, dtype = fold_subarray((2 * size // dtype.itemsize,), dtype)  # sub-array dtypes add dimensions
+    return whole.ndarray(shape, dtype)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import html
 import os
+import weakref
 
 from ._backend import backend
-from ._units import format_bytes, page_size_name, parse_page_size, round_up
+from ._units import check_byte_count, format_bytes, page_size_name, parse_page_size, round_up
 from .view import View, map_memory
 
 ACCESS_MODES = ("rw", "r", "cow")
@@ -15,6 +16,18 @@ def _check_access(access: str) -> str:
     if access not in ACCESS_MODES:
         raise ValueError(f"access={access!r} is not one of 'rw', 'r', 'cow'")
     return access
+
+
+def _refuse_large_page_cow(access: str) -> None:
+    if access == "cow":
+        raise ValueError("access='cow' is not available for large-page sections: a copied huge "
+                         "page comes from the pool when first written, and a forked child that "
+                         "finds the pool empty dies of SIGBUS; use access='rw' or 'r'")
+
+
+def _reopen(name: str, access: str) -> "Section":
+    """Unpickle a named Section: open its name again in this process."""
+    return Section.open(name, access=access)
 
 
 class Section:
@@ -31,9 +44,19 @@ class Section:
         Makes the section openable from another process with :meth:`Section.open` (created with
         mode 0600; the name goes away when this Section is closed).
     access : {'rw', 'r', 'cow'}
-        Read-write, read-only, or copy-on-write (each view's writes are private to it).
+        Read-write, read-only, or copy-on-write (each view's writes are private to it). A file
+        is opened read-only for 'r' and 'cow'. Large-page sections refuse 'cow' (see
+        docs/hugepages.md: a private huge page copied in a forked child can fail with SIGBUS).
     page_size : {'4K', '2M', '1G'}
         '2M' and '1G' make a large-page section (hugetlb on Linux, SEC_LARGE_PAGES on Windows).
+
+    Notes
+    -----
+    A Section that is dropped without :meth:`close` is closed when it is garbage collected
+    (its handle, and its name if it has one); views mapped from it stay valid either way.
+    Named sections pickle (and ``copy.deepcopy``) by name: unpickling reopens the name with
+    :meth:`Section.open`. Anonymous sections refuse to pickle: their handle means nothing in
+    another process.
 
     Examples
     --------
@@ -51,6 +74,7 @@ class Section:
             raise TypeError(f"size must be an int number of bytes, not {type(size).__name__}")
         if size < 0 or (size == 0 and file is None):
             raise ValueError(f"size must be > 0 (0 is allowed only with file=, meaning its size), got {size}")
+        check_byte_count(size, "size")
         _check_access(access)
         huge = parse_page_size(page_size)
         if huge is None:
@@ -62,6 +86,7 @@ class Section:
         if huge is not None:
             if file is not None:
                 raise ValueError("large-page sections are anonymous: drop file= or use page_size='4K'")
+            _refuse_large_page_cow(access)
             size = round_up(size, huge)
         if name is not None and file is not None:
             raise ValueError("give either name= or file=, not both")
@@ -72,10 +97,8 @@ class Section:
             fd = file
         elif file is not None:
             path = os.fspath(file)
-        self._handle = backend.create_section(size, page_size=huge, access=access, path=path,
-                                              fd=fd, name=name)
-        self.name = name
-        self.access = access
+        self._adopt(backend.create_section(size, page_size=huge, access=access, path=path,
+                                           fd=fd, name=name), name, access)
 
     @classmethod
     def open(cls, name: str, *, access: str = "rw") -> "Section":
@@ -83,10 +106,30 @@ class Section:
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         self = cls.__new__(cls)
-        self._handle = backend.open_section(name, _check_access(access))
+        handle = backend.open_section(name, _check_access(access))
+        if handle.page_size is not None and access == "cow":
+            handle.close()
+            _refuse_large_page_cow(access)
+        self._adopt(handle, name, access)
+        return self
+
+    def _adopt(self, handle, name: str | None, access: str) -> None:
+        self._handle = handle
         self.name = name
         self.access = access
-        return self
+        # Closes the handle (and unlinks the name) when the Section is dropped without close().
+        # Views hold the handle, never the Section, and need no open handle: the mapping holds
+        # the memory. So the finalizer runs as soon as the Section itself is unreachable.
+        self._finalizer = weakref.finalize(self, handle.close)
+
+    def __reduce__(self):
+        if self.name is None:
+            raise TypeError("cannot pickle an anonymous numamap.Section: its handle means nothing "
+                            "in another process. Create it with name= (the copy reopens it with "
+                            "Section.open), or share it with a forked child")
+        if self.closed:
+            raise ValueError(f"cannot pickle the closed section {self.name!r}")
+        return _reopen, (self.name, self.access)
 
     @property
     def size(self) -> int:
@@ -156,7 +199,7 @@ class Section:
 
     def close(self) -> None:
         """Close the section's handle (and its name). Views already mapped stay valid."""
-        self._handle.close()
+        self._finalizer()
 
     def __enter__(self) -> "Section":
         return self

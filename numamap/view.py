@@ -15,10 +15,13 @@ import numpy as np
 from . import placement as _placement
 from ._backend import backend
 from ._errors import FallbackError, warn_fallback
-from ._units import MiB, format_bytes, page_size_name, parse_page_size, round_up
+from ._shapes import check_dtype, check_shape, fold_subarray
+from ._units import format_bytes, page_size_name
+from .plan import MachineFacts, MappingPlan, plan_mapping
+from .progress import Progress, in_steps
+from .request import Request, check_request
 from .reservation import Reservation, find_reservation
 
-POLICIES = ("preferred", "bind", "interleave")
 
 
 class _Mapping:
@@ -43,67 +46,18 @@ def _release(address: int, length: int, reservation: Reservation | None) -> None
         reservation.unclaim(address)
 
 
-@dataclass(frozen=True)
-class Request:
-    """A checked placement request: which nodes, which policy."""
+class _Account:
+    """What was asked of one mapping and what is known of its pages: shared by a View and every
+    array made from it, so a ``verify()`` or ``migrate()`` through one is seen by all."""
 
-    policy: str
-    nodes: tuple[int, ...]  # empty: no binding, the kernel's first-touch default
+    __slots__ = ("request", "fallback", "verified", "blocks", "unknown")
 
-    @property
-    def node(self) -> int | None:
-        return self.nodes[0] if len(self.nodes) == 1 else None
-
-
-def check_node_id(value, name: str = "node") -> int:
-    """``value`` as an int node id, or TypeError naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int node id, not {type(value).__name__}")
-    return int(value)
-
-
-def node_list(nodes, *, name: str = "nodes", repeats: bool = False, hint: str = "") -> list[int]:
-    """Check a user's sequence of node ids: ints, not empty, and no repeats unless ``repeats``.
-
-    Whether the nodes exist and suit the purpose is the caller's to check.
-    """
-    if isinstance(nodes, (int, np.integer)):
-        raise TypeError(f"{name} must be a sequence of node ids, e.g. {name}=[0, 1]{hint}")
-    out = [check_node_id(value, f"each entry of {name}") for value in nodes]
-    if not out:
-        raise ValueError(f"{name} must not be empty")
-    if not repeats and len(set(out)) != len(out):
-        raise ValueError(f"{name}={out} repeats a node")
-    return out
-
-
-def check_request(node, policy: str, nodes) -> Request:
-    """Validate ``node``/``policy``/``nodes`` against the machine's memory nodes."""
-    if policy not in POLICIES:
-        raise ValueError(f"policy={policy!r} is not one of {', '.join(map(repr, POLICIES))}")
-    if node is not None:
-        node = check_node_id(node)
-    if nodes is not None:
-        # repeats are refused below, after the per-policy checks
-        nodes = tuple(node_list(nodes, repeats=True, hint="; use node= for one"))
-        if node is not None and nodes != (node,):
-            raise ValueError("give either node= or nodes=, not both")
-        if policy == "preferred" and len(nodes) > 1:
-            raise ValueError("policy='preferred' takes one node; use policy='bind' or 'interleave' "
-                             "for several")
-    chosen = nodes if nodes is not None else ((node,) if node is not None else ())
-    memory = backend.memory_nodes()
-    if policy == "interleave" and not chosen:
-        chosen = tuple(sorted(memory))
-    if policy == "bind" and not chosen:
-        raise ValueError("policy='bind' needs node= or nodes=")
-    for n in chosen:
-        if n not in memory:
-            raise ValueError(f"node {n} is unknown or has no memory: nodes with memory are "
-                             f"{sorted(memory)} (see numamap.topology())")
-    if len(set(chosen)) != len(chosen):
-        raise ValueError(f"nodes={list(chosen)} repeats a node")
-    return Request(policy, tuple(chosen))
+    def __init__(self, request: Request, fallback: str | None):
+        self.request = request
+        self.fallback = fallback
+        self.verified: bool | None = None
+        self.unknown: str | None = None  # why the system would not say where the pages are
+        self.blocks: tuple[tuple[int, int, int], ...] | None = None
 
 
 class View:
@@ -130,8 +84,10 @@ class View:
     populated : bool
         Whether every page was faulted in at map time.
     verified : bool or None
-        True when every page was checked to be where the policy says, False when some are not,
-        None when nothing was checked (pages not touched yet).
+        The answer of the last :meth:`verify` (made at map time when populated, and again by
+        :meth:`summary` and the HTML display, which always check now): True when every touched
+        page was where the policy says, False when some were not, None when no page was
+        touched or the system would not say.
     fallback : str or None
         What numamap could not honour and what it did instead.
     """
@@ -140,20 +96,30 @@ class View:
                  page_kind: str, populated: bool, access: str, section=None, offset: int = 0,
                  fallback: str | None = None, reservation: Reservation | None = None):
         self._mappings = tuple(mappings)
+        self._closed = False
         self._address = address
         self.size = size
-        self.request = request
+        self._account = _Account(request, fallback)
         self.page_size = page_size
         self.page_kind = page_kind
         self.populated = populated
         self.access = access
         self.section = section
         self.offset = offset
-        self.fallback = fallback
         self.reservation = reservation
-        self.verified: bool | None = None
-        self.blocks: tuple[tuple[int, int, int], ...] | None = None  # (node, start, end) of partitioned arrays
         self._lock = threading.Lock()
+
+    # -- the shared account: a View and every array made from it read and write the same one ----
+    request = property(lambda self: self._account.request,
+                       lambda self, value: setattr(self._account, "request", value))
+    verified = property(lambda self: self._account.verified,
+                        lambda self, value: setattr(self._account, "verified", value),
+                        doc="True, False or None: see the class docstring.")
+    fallback = property(lambda self: self._account.fallback,
+                        lambda self, value: setattr(self._account, "fallback", value))
+    blocks = property(lambda self: self._account.blocks,
+                      lambda self, value: setattr(self._account, "blocks", value),
+                      doc="(node, start, end) of each block of a partitioned array, else None.")
 
     # -- what the user asked and got -----------------------------------------------------------
     @property
@@ -170,7 +136,7 @@ class View:
 
     @property
     def closed(self) -> bool:
-        return not self._mappings
+        return self._closed
 
     @property
     def address(self) -> int:
@@ -183,41 +149,62 @@ class View:
         return _placement.query(self.address, self.size, self.page_size)
 
     def verify(self) -> bool | None:
-        """Check every touched page against the policy now; stores and returns :attr:`verified`.
+        """Check every touched page against the policy now; stores and returns ``verified``.
 
-        None means no page is touched yet, so there is nothing to check.
+        Asks the kernel for each page's node (move_pages) and nothing else. None means no page
+        is touched yet, so there is nothing to check.
         """
-        found = self.where()
-        touched = found.nodes >= 0
+        start = self.address - self.address % self.page_size
+        try:
+            found = backend.page_nodes(start, self.address + self.size - start, self.page_size)
+        except PermissionError as exc:
+            self._account.unknown = f"placement unknown: {exc}"
+            warn_fallback(self._account.unknown, once="placement unreadable")
+            self.verified = None
+            return None
+        touched = found >= 0
         if not touched.any():
             self.verified = None
         elif self.blocks:  # each block on its own node
-            offsets = np.arange(found.nodes.size) * found.page_size + (found.address - found.address % found.page_size)
-            expected = np.full(found.nodes.size, -1)
-            for node, start, end in self.blocks:
-                expected[(offsets >= self.address + start) & (offsets < self.address + end)] = node
-            self.verified = bool((found.nodes[touched] == expected[touched]).all())
+            offsets = start + np.arange(found.size) * self.page_size
+            expected = np.full(found.size, -1)
+            for node, first, end in self.blocks:
+                expected[(offsets >= self.address + first) & (offsets < self.address + end)] = node
+            self.verified = bool((found[touched] == expected[touched]).all())
         else:  # untouched pages are not misplaced: they get placed by the policy when touched
-            self.verified = bool(not self.nodes or np.isin(found.nodes[touched], self.nodes).all())
+            self.verified = bool(not self.nodes or np.isin(found[touched], self.nodes).all())
         return self.verified
 
+    def _current_check(self) -> str:
+        """Whether placement is as asked, checked now (a closed view reports its last answer)."""
+        if not self.closed:
+            self.verify()
+            stamp = ""
+        else:
+            stamp = " (as of the last check: the view is closed)"
+        if self.verified is None and self._account.unknown:
+            return self._account.unknown + stamp
+        return {True: "placement verified", False: "placement NOT as requested",
+                None: "placement not verified (pages untouched)"}[self.verified] + stamp
+
     def summary(self) -> str:
-        """One line: the node, the page size, and whether placement was verified."""
+        """One line: the node, the page size, and whether placement is as asked, checked now."""
         where = (f"node {self.node}" if self.node is not None else
                  f"nodes {list(self.nodes)}" if self.nodes else "first-touch node")
         kind = {"hugetlb": f"{page_size_name(self.page_size)} hugetlb pages",
                 "thp": f"{page_size_name(self.page_size)} pages with THP requested",
                 "base": f"{page_size_name(self.page_size)} pages",
                 "mixed": "mixed page sizes"}[self.page_kind]
-        checked = {True: "placement verified", False: "placement NOT as requested",
-                   None: "placement not verified (pages untouched)"}[self.verified]
-        text = f"{format_bytes(self.size)} on {where} ({self.policy}), {kind}, {checked}"
+        text = f"{format_bytes(self.size)} on {where} ({self.policy}), {kind}, {self._current_check()}"
+        if self.request.selector:  # a selector chose the node: say which, and why
+            text += f"; node chosen by {self.request.selector!r}: {self.request.reason}"
         return text + (f"; fallback: {self.fallback}" if self.fallback else "")
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
         """Let go of the mapping. Arrays made from this view keep it mapped until they die."""
         with self._lock:
+            self._closed = True
             self._mappings = ()
 
     def __enter__(self) -> "View":
@@ -231,7 +218,7 @@ class View:
         if self.closed:
             raise ValueError("this view is closed")
         clone = _ExportedView.__new__(_ExportedView)
-        clone.__dict__.update(self.__dict__)
+        clone.__dict__.update(self.__dict__)  # the same mappings and the same account
         clone._lock = threading.Lock()
         return clone
 
@@ -250,8 +237,7 @@ class View:
 
         Its ``.base`` is a View sharing this one's mapping, so the array keeps the memory mapped.
         """
-        dtype = np.dtype(dtype)
-        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+        shape, dtype = fold_subarray(check_shape(shape), check_dtype(dtype))
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if offset < 0 or offset + nbytes > self.size:
             raise ValueError(f"{nbytes} bytes at offset {offset} do not fit in this {self.size}-byte view")
@@ -279,7 +265,7 @@ class View:
                 ("size", format_bytes(self.size)), ("policy", self.policy),
                 ("nodes", ", ".join(map(str, self.nodes)) or "first touch"),
                 ("pages", f"{page_size_name(self.page_size)} ({self.page_kind})"),
-                ("verified", str(self.verified)), ("fallback", self.fallback or "none")]
+                ("placement", self._current_check()), ("fallback", self.fallback or "none")]
         body = "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
         return f"<b>numamap.View</b><table>{body}</table>"
 
@@ -288,6 +274,11 @@ class _ExportedView(View):
     """The View that arrays hold as ``.base``: it exposes the memory to numpy."""
 
     _layout = None  # (shape, dtype, strides, byte offset) of the array being made
+
+    def close(self) -> None:
+        """Mark the view closed. The array holding it as ``.base`` still uses the memory, so the
+        mapping stays until that array dies."""
+        self._closed = True
 
     def __buffer__(self, flags: int) -> memoryview:
         # On Python 3.12+ numpy tries the buffer protocol before __array_interface__; refusing it
@@ -307,22 +298,6 @@ class _ExportedView(View):
 # ----------------------------------------------------------------------------------------------
 
 
-def _fallback(what: str, got: str) -> str:
-    """Warn about a fallback (callers raise instead under strict=True); return the message."""
-    message = f"{what}; got {got} instead"
-    warn_fallback(message)
-    return message
-
-
-def _pool_can_serve(page_size: int, pages: int, request: Request):
-    """The pool that would serve ``pages`` huge pages for ``request``, and whether it can."""
-    if request.policy in ("preferred", "bind") and len(request.nodes) == 1:
-        pool = backend.hugepage_pool(page_size, request.nodes[0])
-    else:
-        pool = backend.hugepage_pool(page_size, None)
-    return pool, pool is not None and pool.free >= pages
-
-
 def map_memory(size: int, *, section=None, offset: int = 0, access: str = "rw", node=None,
                policy: str = "preferred", nodes=None, page_size="auto", populate: bool = False,
                address: int | None = None, strict: bool = False, hugetlb: bool = True) -> View:
@@ -330,84 +305,40 @@ def map_memory(size: int, *, section=None, offset: int = 0, access: str = "rw", 
 
     The parameters are those of :meth:`Section.map` and the array constructors;
     ``hugetlb=False`` keeps ``page_size='auto'`` to THP or base pages (for blocks whose
-    boundaries are not huge-page aligned).
+    boundaries are not huge-page aligned). The decisions are :func:`plan.plan_mapping`'s; this
+    carries them out.
     """
     request = check_request(node, policy, nodes)
-    wanted = parse_page_size(page_size)
-    base = backend.base_page_size()
-    if wanted is not None and wanted != base and wanted not in backend.huge_page_sizes():
-        raise ValueError(f"page_size={page_size!r}: this machine serves {page_size_name(base)} and "
-                         f"{', '.join(page_size_name(s) for s in backend.huge_page_sizes()) or 'no huge'} pages")
-    fallback = None
-    huge = None  # the hugetlb page size to use, if any
+    if address is not None and (isinstance(address, bool) or not isinstance(address, int)):
+        raise TypeError(f"address must be an int inside a numamap.reserve() range, not {type(address).__name__}")
+    plan = plan_mapping(size, request, MachineFacts.from_backend(),
+                        section_page_size=None if section is None else section.page_size,
+                        is_section=section is not None, offset=offset, access=access,
+                        page_size=page_size, populate=populate, strict=strict, hugetlb=hugetlb,
+                        address=address)
+    fallback = plan.fallback
+    if fallback:
+        warn_fallback(fallback)
+    return _carry_out(plan, section=section, offset=offset, access=access, address=address,
+                      strict=strict, fallback=fallback)
 
-    if section is not None and section.page_size is not None:
-        if wanted is not None and wanted != section.page_size:
-            raise ValueError(f"page_size={page_size!r} does not match the section's "
-                             f"{page_size_name(section.page_size)} pages")
-        huge = section.page_size
-        pool, ok = _pool_can_serve(huge, -(-size // huge), request)
-        if not ok and pool is not None and request.nodes and request.policy != "interleave":
-            raise MemoryError(f"cannot map {format_bytes(size)} of {page_size_name(huge)} pages: {pool.describe()}")
-    elif section is not None:
-        if wanted is not None and wanted != base:
-            raise ValueError(f"page_size={page_size!r}: the section was created with "
-                             f"{page_size_name(base)} pages; create it with "
-                             f"Section(size, page_size={page_size_name(wanted)!r}) for large pages")
-    elif wanted is not None and wanted != base:
-        pool, ok = _pool_can_serve(wanted, -(-size // wanted), request)
-        if ok:
-            huge = wanted
-        else:
-            what = (f"{page_size_name(wanted)} pages for {format_bytes(size)}: "
-                    + (pool.describe() if pool else "no such pool"))
-            if strict:
-                raise MemoryError(f"cannot get {what}")
-            fallback = _fallback(f"cannot get {what}", "base pages" +
-                                 (" with THP requested" if backend.capabilities()["thp"] else ""))
-    elif wanted is None and hugetlb:
-        for candidate in sorted(backend.huge_page_sizes(), reverse=True):
-            if size >= candidate and _pool_can_serve(candidate, -(-size // candidate), request)[1]:
-                huge = candidate
-                break
 
-    page = huge or base
-    length = round_up(max(size, 1), page)
-    if section is not None and huge and offset % huge:
-        raise ValueError(f"offset={offset} must be a multiple of the section's page size ({huge})")
-
-    thp = False
-    if huge is None and (wanted is None or fallback):
-        mode = backend.thp_mode() if section is None else backend.shmem_thp_mode()
-        thp = size >= 2 * MiB and mode in ("always", "madvise", "advise", "within_size")
-        if strict and wanted is None and not thp and size >= 2 * MiB and backend.huge_page_sizes():
-            raise FallbackError(f"page_size='auto' with strict=True: no huge-page pool can serve "
-                                f"{format_bytes(size)} and transparent huge pages are off ({mode})")
-
-    if request.policy == "bind" and populate and huge is None:
-        free = sum(backend.node_memory_free(n) or 0 for n in request.nodes)
-        if free and length > free:
-            raise MemoryError(f"cannot populate {format_bytes(length)} bound to nodes {list(request.nodes)}: "
-                              f"they have {format_bytes(free)} free; use policy='preferred' to spill "
-                              "to other nodes, or a smaller array")
-
+def _carry_out(plan: MappingPlan, *, section, offset: int, access: str, address: int | None,
+               strict: bool, fallback: str | None) -> View:
+    request, length = plan.request, plan.length
     reservation = None
     if address is not None:
-        if isinstance(address, bool) or not isinstance(address, int):
-            raise TypeError(f"address must be an int inside a numamap.reserve() range, not {type(address).__name__}")
-        if address % page:
-            raise ValueError(f"address={address:#x} must be a multiple of the page size ({page})")
         reservation = find_reservation(address, length)
         reservation.claim(address, length)
     try:
         got = backend.map_view(length, section=section, offset=offset, access=access,
-                               page_size=huge if section is None else None, address=address,
+                               page_size=plan.hugetlb if section is None else None, address=address,
                                node=request.node)
     except MemoryError as exc:
         if reservation is not None:
             reservation.unclaim(address)
-        if huge:
-            pool = _pool_can_serve(huge, length // huge, request)[0]
+        if plan.hugetlb:
+            pool = backend.hugepage_pool(plan.hugetlb, request.node)
             raise MemoryError(f"{exc}: {pool.describe() if pool else 'no huge-page pool'}") from None
         raise
     except BaseException:
@@ -415,38 +346,45 @@ def map_memory(size: int, *, section=None, offset: int = 0, access: str = "rw", 
             reservation.unclaim(address)
         raise
     mapping = _Mapping(got, length, reservation)
-    page_kind = "hugetlb" if huge else ("thp" if thp else "base")
     try:
-        if huge is None and access != "r":
-            if thp:
-                backend.advise_thp(got, length, True)
-            elif wanted == base:
-                backend.advise_thp(got, length, False)  # '4K' means 4 KiB pages, even under THP
+        if plan.thp_advice is not None:
+            backend.advise_thp(got, length, plan.thp_advice)
         if request.nodes:
             try:
                 backend.set_policy(got, length, request.policy, request.nodes)
-            except OSError as exc:
-                if len(backend.memory_nodes()) > 1 or strict:
-                    raise FallbackError(exc.errno, f"cannot place memory on nodes {list(request.nodes)}: "
-                                        f"{exc.strerror or exc}") from None
-                fallback = _fallback(f"the NUMA policy could not be set ({exc.strerror or exc})",
-                                     "the kernel's default placement on the only node")
-        # Hugetlb pages bound to a node are faulted now: a node pool that runs dry must fail
-        # here with MemoryError, never later with SIGBUS.
-        must_populate = populate or (huge is not None and bool(request.nodes))
-        if must_populate and access != "r":
-            backend.populate(got, length, page)
+            except PermissionError as exc:
+                message = (f"the kernel refused to place memory on nodes {list(request.nodes)} "
+                           f"({exc.strerror or exc}); got the kernel's default placement instead")
+                if strict:
+                    raise FallbackError(exc.errno, message) from None
+                fallback = "; ".join(filter(None, (fallback, message)))
+                warn_fallback(message, once="placement refused")
+        if plan.populate:
+            _populate(got, length, plan.page_size, request)
     except BaseException:
         del mapping
         raise
-    view = View((mapping,), address=got, size=size, request=request, page_size=page,
-                page_kind=page_kind, populated=must_populate and access != "r", access=access,
+    view = View((mapping,), address=got, size=plan.size, request=request, page_size=plan.page_size,
+                page_kind=plan.page_kind, populated=plan.populate, access=access,
                 section=section, offset=offset, fallback=fallback, reservation=reservation)
     if view.populated:
         view.verify()
         if strict and view.verified is False and request.policy == "bind":
             raise FallbackError(f"pages are not all on nodes {list(request.nodes)}: {view.where()!r}")
     return view
+
+
+#: Populating goes this many bytes at a time, so long work can show progress.
+POPULATE_STEP = 256 << 20
+
+
+def _populate(address: int, length: int, page_size: int, request: Request) -> None:
+    step = max(POPULATE_STEP - POPULATE_STEP % page_size, page_size)
+    where = f" on nodes {list(request.nodes)}" if request.nodes else ""
+    with Progress(length, f"populating {format_bytes(length)}{where}") as progress:
+        for offset, size in in_steps(length, step):
+            backend.populate(address + offset, size, page_size)
+            progress.advance(size)
 
 
 def combine(views, *, address: int, size: int, reservation: Reservation | None) -> View:

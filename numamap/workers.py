@@ -8,21 +8,33 @@ faults in land on its node.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import importlib
+import errno
 import os
 import sys
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
+from ._backend import backend
+from ._errors import FallbackError, warn_fallback
+from .memory_handler import policy as node_policy
 from .numa_topology import topology
-from .view import check_node_id, node_list
+from .request import check_node_id, node_list
 
 __all__ = ["NodePool", "WorkerThread", "current_node"]
 
 _local = threading.local()
+
+#: ``threads_per_node`` may ask for at most this many threads per usable CPU of the node (and at
+#: least :data:`MIN_THREAD_CAP` threads): more only exhausts the process, never the node's CPUs.
+THREADS_PER_CPU_CAP = 4
+MIN_THREAD_CAP = 32
+
+# Open pools, so that a forked child can mark them: their threads stayed in the parent.
+_live_pools: "weakref.WeakSet[NodePool]" = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -59,69 +71,9 @@ def current_node() -> int | None:
 
 # -- pinning ---------------------------------------------------------------------------------------
 
-def _pinning_method() -> tuple[str | None, str | None]:
-    """(method, reason it is missing)."""
-    if sys.platform.startswith("linux") and hasattr(os, "sched_setaffinity"):
-        return "sched_setaffinity", None
-    if sys.platform == "win32":
-        return "SetThreadGroupAffinity", None
-    return None, f"numamap cannot pin threads on {sys.platform}"
-
-
-def _pin_linux(cpus: tuple[int, ...]) -> tuple[int, ...]:
-    os.sched_setaffinity(0, cpus)  # 0: the calling thread only
-    got = tuple(sorted(os.sched_getaffinity(0)))
-    if set(got) != set(cpus):
-        raise OSError(f"sched_setaffinity asked for CPUs {list(cpus)} but the thread got {list(got)}")
-    return got
-
-
-def _pin_windows(cpus: tuple[int, ...]) -> tuple[int, ...]:
-    """SetThreadGroupAffinity through ctypes (the cffi bindings carry memory calls only).
-
-    A thread lives in one processor group: a node spanning several groups (possible on Windows
-    11 with more than 64 CPUs per node) pins to the group holding most of its CPUs.
-    """
-    import ctypes
-    from ctypes import wintypes
-
-    from . import _windows
-
-    class GroupAffinity(ctypes.Structure):
-        _fields_ = [("Mask", ctypes.c_size_t), ("Group", wintypes.WORD), ("Reserved", wintypes.WORD * 3)]
-
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    kernel32.GetCurrentThread.restype = wintypes.HANDLE
-    kernel32.SetThreadGroupAffinity.argtypes = [wintypes.HANDLE, ctypes.POINTER(GroupAffinity),
-                                                ctypes.POINTER(GroupAffinity)]
-    kernel32.SetThreadGroupAffinity.restype = wintypes.BOOL
-    kernel32.GetThreadGroupAffinity.argtypes = [wintypes.HANDLE, ctypes.POINTER(GroupAffinity)]
-    kernel32.GetThreadGroupAffinity.restype = wintypes.BOOL
-
-    bases = _windows._group_bases()
-    masks: dict[int, int] = {}
-    for cpu in cpus:
-        group = max(g for g, base in enumerate(bases) if base <= cpu)
-        masks[group] = masks.get(group, 0) | 1 << (cpu - bases[group])
-    group = max(masks, key=lambda g: (bin(masks[g]).count("1"), -g))
-    wanted, previous = GroupAffinity(masks[group], group), GroupAffinity()
-    thread = kernel32.GetCurrentThread()
-    if not kernel32.SetThreadGroupAffinity(thread, ctypes.byref(wanted), ctypes.byref(previous)):
-        raise ctypes.WinError(ctypes.get_last_error())
-    got = GroupAffinity()
-    if not kernel32.GetThreadGroupAffinity(thread, ctypes.byref(got)):
-        raise ctypes.WinError(ctypes.get_last_error())
-    mask, base = int(got.Mask), bases[got.Group] if got.Group < len(bases) else got.Group * 64
-    return tuple(base + bit for bit in range(mask.bit_length()) if mask >> bit & 1)
-
-
-def _policy_factory():
-    """numamap.policy, or (None, why it is missing)."""
-    try:
-        module = importlib.import_module("numamap.memory_handler")
-        return getattr(module, "policy"), None
-    except (ImportError, AttributeError) as exc:
-        return None, f"numamap.policy is not available ({exc})"
+def _pinning_method() -> str:
+    """How threads are pinned here, for reports."""
+    return "SetThreadGroupAffinity" if backend.PLATFORM == "windows" else "sched_setaffinity"
 
 
 # -- the pool --------------------------------------------------------------------------------------
@@ -137,7 +89,8 @@ class NodePool:
     nodes : sequence of int, optional
         The nodes to serve; every node with memory and CPUs this process may use by default.
     threads_per_node : int or mapping of int to int, optional
-        Threads of each node's pool; the node's usable CPU count by default.
+        Threads of each node's pool; the node's usable CPU count by default. At most
+        ``max(32, 4 * usable CPUs)`` per node: larger counts raise ValueError.
     policy : bool or dict
         Install :func:`numamap.policy` for the node in every thread (True, the default), not at
         all (False), or with these keyword arguments (a dict, e.g. ``{"page_size": "2M"}``).
@@ -150,6 +103,12 @@ class NodePool:
         (Windows), or None when they could not be.
     fallbacks : tuple of str
         What could not be done (pinning, policy) and why.
+
+    Notes
+    -----
+    After ``os.fork()`` (``multiprocessing``'s fork start method too) the child has none of the
+    parent's threads. An open pool inherited by the child starts fresh threads, pinned to the
+    same CPUs, on its first :meth:`submit` there; the parent's pool is untouched.
 
     Examples
     --------
@@ -187,60 +146,79 @@ class NodePool:
         memory = {n.id for n in topo.nodes if n.has_memory}
 
         fallbacks: list[str] = []
-        self.pinning, why = _pinning_method()
-        if why:
-            fallbacks.append(f"threads are not pinned: {why}")
+        self.pinning: str | None = _pinning_method()
         # One Policy per node, made here so that errors surface in the constructor; a Policy
         # may be installed in any number of threads.
         self._policies: dict[int, Any] = {}
         if policy is not False and policy is not None:
-            factory, why = _policy_factory()
             kwargs = dict(policy) if isinstance(policy, dict) else {}
-            if why:
-                fallbacks.append(f"no NEP 49 policy in the threads: {why}")
-            else:
-                for n in self.nodes:
-                    if n not in memory:
-                        fallbacks.append(f"node {n} has no memory: its threads allocate with the "
-                                         "system's default policy")
+            for n in self.nodes:
+                if n not in memory:
+                    fallbacks.append(f"node {n} has no memory: its threads allocate with the "
+                                     "system's default policy")
+                    continue
+                try:
+                    self._policies[n] = node_policy(n, **{"strict": True, **kwargs})
+                except NotImplementedError as exc:
+                    fallbacks.append(f"no NEP 49 policy in the threads: {exc}")
+                    break
+                except FallbackError as exc:
+                    if exc.errno not in (errno.EPERM, errno.EACCES):  # not a container's refusal
+                        self._policies[n] = node_policy(n, **kwargs)
                         continue
-                    try:
-                        self._policies[n] = factory(n, **kwargs)
-                    except NotImplementedError as exc:
-                        fallbacks.append(f"no NEP 49 policy in the threads: {exc}")
-                        break
+                    self._policies.clear()
+                    message = (f"no NEP 49 policy in the threads ({exc.strerror}); placement is "
+                               "left to first touch by the pinned threads, which still lands on "
+                               "their own node")
+                    fallbacks.append(message)
+                    warn_fallback(message, once="placement refused")
+                    break
         self._fallbacks = fallbacks
         self._lock = threading.Lock()
         self._workers: dict[int, list[WorkerThread]] = {n: [] for n in self.nodes}
         self._init_errors: list[BaseException] = []
         self._closed = False
+        self._forked = False  # set in a forked child: the threads are the parent's
+        self._restart_lock = threading.Lock()
         self._executors: dict[int, cf.ThreadPoolExecutor] = {}
         try:
-            for n in self.nodes:
-                self._executors[n] = cf.ThreadPoolExecutor(
-                    max_workers=self._threads_wanted[n], thread_name_prefix=f"numamap-node{n}",
-                    initializer=self._start_thread, initargs=(n,))
-            self._start_all()
+            self._spawn()
         except BaseException:
             self.close()
             raise
+        _live_pools.add(self)
+
+    def _spawn(self) -> None:
+        """One executor per node, every thread started (and pinned) before this returns."""
+        for n in self.nodes:
+            self._executors[n] = cf.ThreadPoolExecutor(
+                max_workers=self._threads_wanted[n], thread_name_prefix=f"numamap-node{n}",
+                initializer=self._start_thread, initargs=(n,))
+        self._start_all()
+
+    def _restart_after_fork(self) -> None:
+        """In a forked child: the parent's threads did not come along, so start this process's own."""
+        with self._restart_lock:
+            if not self._forked:
+                return
+            with self._lock:
+                self._workers = {n: [] for n in self.nodes}
+                self._init_errors = []
+            self._spawn()
+            self._forked = False
 
     # -- thread start ---------------------------------------------------------------------------
     def _start_thread(self, node: int) -> None:
         """Initializer of every pool thread: pin, install the policy, report."""
         try:
             cpus = None
-            if self.pinning == "sched_setaffinity":
-                cpus = _pin_linux(self._cpus[node])
-            elif self.pinning == "SetThreadGroupAffinity":
-                try:
-                    cpus = _pin_windows(self._cpus[node])
-                except (OSError, AttributeError) as exc:  # AttributeError: export missing
-                    with self._lock:
-                        if self.pinning is not None:
-                            self.pinning = None
-                            self._fallbacks.append(f"threads are not pinned: SetThreadGroupAffinity "
-                                                   f"failed ({exc})")
+            try:
+                cpus = backend.pin_thread(self._cpus[node])
+            except (OSError, NotImplementedError) as exc:
+                with self._lock:
+                    if self.pinning is not None:
+                        self._fallbacks.append(f"threads are not pinned: {self.pinning} failed ({exc})")
+                        self.pinning = None
             installed = False
             manager = self._policies.get(node)
             if manager is not None:
@@ -319,6 +297,8 @@ class NodePool:
         node = self._check(node)
         if self._closed:
             raise RuntimeError("this NodePool is closed")
+        if self._forked:
+            self._restart_after_fork()
         return self._executors[node].submit(fn, *args, **kwargs)
 
     def _block_jobs(self, arr: np.ndarray) -> list[tuple[int, Any]]:
@@ -371,6 +351,9 @@ class NodePool:
     def close(self) -> None:
         """Wait for the queued work, then join every thread. Calling it again does nothing."""
         self._closed = True
+        _live_pools.discard(self)
+        if self._forked:  # the executors' threads live in the parent: nothing here to join
+            return
         for executor in self._executors.values():
             executor.shutdown(wait=True)
 
@@ -399,4 +382,24 @@ def _thread_count(spec, node: int, cpus: int) -> int:
         count = spec
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
         raise ValueError(f"threads_per_node must be a positive int (or a dict of them), not {count!r}")
+    cap = max(MIN_THREAD_CAP, THREADS_PER_CPU_CAP * cpus)
+    if count > cap:
+        raise ValueError(f"threads_per_node={int(count)} for node {node} is more than {cap} "
+                         f"(at most {THREADS_PER_CPU_CAP} per usable CPU, {cpus} here, and never "
+                         f"fewer than {MIN_THREAD_CAP}): use fewer threads")
     return int(count)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has only the forking thread: mark every open pool so that its next
+    :meth:`NodePool.submit` starts (and pins) fresh threads in the child, and renew the locks a
+    parent thread may have held at the fork."""
+    for pool in list(_live_pools):
+        pool._lock = threading.Lock()
+        pool._restart_lock = threading.Lock()
+        pool._workers = {n: [] for n in pool.nodes}
+        pool._forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -7,6 +7,13 @@ import pytest
 NUMA_SKIP = "needs several NUMA nodes: run the multi-node tier (python -m numamap.testing.vm)"
 WINDOWS_SKIP = "needs the Windows backend: run the Windows tier (tools/wine-python -m pytest -m windows)"
 LINUX_SKIP = "needs the Linux backend: runs in the host and multi-node tiers"
+LEAK_SKIP = ("the 100k-cycle leak test runs in CI's leak step: NUMAMAP_LEAK_TEST=1 "
+             "python -m pytest -rP tests/test_leaks.py (or pass --run-leak)")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-leak", action="store_true", default=False,
+                     help="run the tests marked leak (also NUMAMAP_LEAK_TEST=1)")
 
 
 def _numa_nodes() -> int:
@@ -20,7 +27,10 @@ def _numa_nodes() -> int:
 
 def pytest_collection_modifyitems(config, items):
     several = None
+    leak = config.getoption("--run-leak", default=False) or os.environ.get("NUMAMAP_LEAK_TEST") == "1"
     for item in items:
+        if "leak" in item.keywords and not leak:
+            item.add_marker(pytest.mark.skip(reason=LEAK_SKIP))
         if "windows" in item.keywords and sys.platform != "win32":
             item.add_marker(pytest.mark.skip(reason=WINDOWS_SKIP))
         if "linux" in item.keywords and not sys.platform.startswith("linux"):
@@ -87,3 +97,12 @@ def _no_automatic_numa_balancing():
     _write(path, 0)
     yield
     _write(path, before)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_once_warnings():
+    """Each test sees numamap's once-per-process fallback warnings afresh."""
+    from numamap import _errors
+
+    _errors._warned_once.clear()
+    yield

@@ -11,6 +11,7 @@ import numamap
 linux = pytest.mark.linux
 
 
+@pytest.mark.numa_calls
 def test_constructors_values_and_placement():
     for make, expect in ((numamap.zeros, 0), (numamap.ones, 1)):
         a = make((64, 1024), node=0, populate=True)
@@ -100,6 +101,7 @@ def test_slice_keeps_memory_and_last_reference_unmaps():
     assert _vma_count() == before
 
 
+@pytest.mark.numa_calls
 def test_asarray_copies_only_when_needed():
     plain = np.arange(1000.0)
     on_node = numamap.asarray(plain, node=0)
@@ -108,6 +110,7 @@ def test_asarray_copies_only_when_needed():
     assert numamap.asarray([1, 2, 3], node=0).tolist() == [1, 2, 3]
 
 
+@pytest.mark.numa_calls
 def test_where_on_plain_numpy_and_bad_input():
     a = np.ones(1 << 18)
     placement = numamap.where(a)
@@ -117,6 +120,7 @@ def test_where_on_plain_numpy_and_bad_input():
         numamap.where([1, 2])
 
 
+@pytest.mark.numa_calls
 def test_untouched_pages_are_reported_as_such():
     a = numamap.empty(1 << 20, dtype=np.uint8, page_size="4K")
     placement = numamap.where(a)
@@ -134,6 +138,7 @@ def test_page_size_4k_means_no_thp():
     assert list(sizes) == [4096] and sizes[4096] == a.nbytes
 
 
+@pytest.mark.numa_calls
 @linux
 def test_migrate_reports_what_moved():
     a = numamap.ones(1 << 16, node=0)
@@ -153,6 +158,7 @@ def test_bind_larger_than_node_raises_memory_error():
         numamap.empty(free + (1 << 30), dtype=np.uint8, node=0, policy="bind", populate=True)
 
 
+@pytest.mark.numa_calls
 def test_interleave_defaults_to_all_memory_nodes():
     a = numamap.ones(1 << 18, policy="interleave", populate=True)
     nodes = tuple(n.id for n in numamap.topology().nodes if n.has_memory)

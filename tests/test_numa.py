@@ -135,7 +135,7 @@ def test_per_node_hugepage_pool(hugepage_pool):
     assert placement.page_sizes == {2 * MiB: a.nbytes}
     with pytest.raises(MemoryError, match=r"node 0's 2M huge-page pool has 0 free.*node0/hugepages"):
         numamap.zeros(8 * MiB // 8, node=0, page_size="2M", strict=True)
-    with pytest.warns(numamap.FallbackWarning, match="cannot get 2M pages"):
-        b = numamap.zeros(8 * MiB // 8, node=0, page_size="2M", populate=True)
-    assert b.base.page_kind != "hugetlb" and "node 0's 2M huge-page pool" in b.base.fallback
-    assert numamap.where(b).fraction_on(0) == 1.0
+    with pytest.raises(MemoryError, match="node 0's 2M huge-page pool"):
+        numamap.zeros(8 * MiB // 8, node=0, page_size="2M", populate=True)
+    b = numamap.zeros(8 * MiB // 8, node=0, populate=True)  # 'auto': node 0 has no pool, THP
+    assert b.base.page_kind != "hugetlb" and numamap.where(b).fraction_on(0) == 1.0

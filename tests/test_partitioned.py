@@ -12,6 +12,7 @@ def memory_nodes():
     return [n.id for n in numamap.topology().nodes if n.has_memory]
 
 
+@pytest.mark.numa_calls
 def test_one_ordinary_c_contiguous_array():
     a = numamap.partitioned((5000, 3), dtype=np.float32, fill=2.0)
     assert type(a) is np.ndarray and a.flags.c_contiguous and a.shape == (5000, 3)

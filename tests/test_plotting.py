@@ -108,6 +108,7 @@ def test_plot_placement_refuses_other_objects():
 
 # -- with matplotlib ---------------------------------------------------------------------------
 
+@pytest.mark.numa_calls
 def test_placement_plot_of_a_placed_array(plt):
     arr = numamap.zeros((512, 1024), node=0, populate=True)
     figure = numamap.where(arr).plot()
@@ -119,6 +120,7 @@ def test_placement_plot_of_a_placed_array(plt):
     assert [t.get_text() for t in strip.get_yticklabels()] == ["pages"]
 
 
+@pytest.mark.numa_calls
 def test_untouched_pages_get_their_own_bar(plt):
     arr = numamap.empty(4 * MiB, dtype="u1", node=0, page_size="4K")  # hugetlb pages would be faulted at once
     arr[: 1 * MiB] = 1
@@ -176,3 +178,53 @@ def test_an_empty_range_plots_without_warnings(plt):
         warnings.simplefilter("error")
         figure = synthetic_placement([], {}).plot()
     assert figure.axes[0].get_title() == "Placement of 0 B"
+
+
+# -- numamap bench -----------------------------------------------------------------------------
+
+def _bench_results():
+    from numamap import bench
+
+    m = bench.Measure.of
+    rows = [bench.Row("copy", "GB/s", m([10.0] * 7), m([30.0] * 7), m([40.0] * 7),
+                      name="copy: NodePool vs 1 thread"),
+            bench.Row("fill", "GB/s", m([4.0] * 7), m([2.0] * 7), name="fill: THP vs np.zeros"),
+            bench.Row("gather", "M/s", m([1.0] * 7), m([0.5, 2.0, 0.6, 1.9, 0.7, 1.8, 1.0]),
+                      name="gather: THP vs np.ones"),
+            bench.Row("allocate 16 KiB", "us", m([1.0] * 7, higher_is_better=False),
+                      m([90.0] * 7, higher_is_better=False), higher_is_better=False),
+            bench.Row("small-array loop", "ns", m([1.0] * 7), None)]
+    return bench.BenchResults(rows=rows, topology="", size=64 * MiB, repeat=5, quick=True,
+                              date="2026-12-02T00:00:00", machine={})
+
+
+def test_bench_plot_is_log_centred_on_one_with_a_legend_for_every_colour(plt, tmp_path):
+    results = _bench_results()
+    fig = results.plot(tmp_path / "bench.png")
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    low, high = ax.get_xlim()
+    assert low * high == pytest.approx(1.0) and high >= 90  # symmetric: 1/90 fits as 90 would
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert sorted(labels) == sorted(r.name for r in results.rows if r.paired is not None)
+    legend = ax.get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert any("numamap better" in t for t in texts) and any("numpy better" in t for t in texts)
+    assert any("unstable" in t for t in texts) and any("limit" in t for t in texts)
+    assert any("confidence interval" in t for t in texts)
+    import matplotlib.colors as mcolors
+
+    bar_colors = {mcolors.to_hex(p.get_facecolor()) for p in ax.patches}
+    legend_colors = {mcolors.to_hex(h.get_facecolor()) for h in legend.legend_handles
+                     if hasattr(h, "get_facecolor")}
+    assert bar_colors <= legend_colors  # every bar colour is explained
+
+
+def test_bench_plot_of_results_without_ratios(plt):
+    from numamap import bench
+
+    empty = bench.BenchResults(rows=[], topology="", size=MiB, repeat=5, quick=True,
+                               date="2026-12-02T00:00:00", machine={})
+    fig = empty.plot()
+    assert fig.axes[0].get_xscale() == "log"

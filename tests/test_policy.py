@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import ctypes
 import errno
+import warnings
 import gc
 import importlib
 import os
@@ -99,6 +100,7 @@ def test_handler_name_of_numpys_own_arrays():
 class TestInstalling:
     """Installing, restoring and naming handlers."""
 
+    @pytest.mark.numa_calls
     def test_a_block_installs_the_handler_and_restores_the_previous_one(self):
         before = handler_name()
         p = policy(0)
@@ -120,6 +122,7 @@ class TestInstalling:
         assert api.get_handler() is before
 
 
+    @pytest.mark.numa_calls
     def test_nested_blocks_restore_in_order(self):
         outer, inner = policy(0, min_size=MIN), policy(None, min_size=MIN)
         with outer:
@@ -137,6 +140,7 @@ class TestInstalling:
             policy(0).__exit__(None, None, None)
 
 
+    @pytest.mark.numa_calls
     def test_handler_name_walks_views_subclasses_and_memoryviews(self):
         class Sub(np.ndarray):
             pass
@@ -160,6 +164,7 @@ class TestInstalling:
         assert is_valid(policy(0)._capsule, b"mem_handler") == 1
 
 
+    @pytest.mark.numa_calls
     def test_repr_and_arguments(self):
         p = policy(0, min_size="4M", page_size="auto")
         assert p.min_size == 4 * MiB and p.page_size is None and p.node == 0
@@ -180,15 +185,18 @@ class TestInstalling:
 
 
 
-    def test_refused_binding_on_one_node_warns_unless_strict(self, monkeypatch):
-        if len(numamap._backend.memory_nodes()) > 1:
-            pytest.skip("with several nodes a refused binding always raises")
-        monkeypatch.setattr(policy_module, "_check_placement", lambda capsule: errno.EPERM)
-        with pytest.raises(numamap.FallbackError, match="cannot place memory on node 0"):
+    @pytest.mark.numa_calls
+    def test_refused_binding_warns_once_unless_strict(self, monkeypatch):
+        monkeypatch.setattr(numamap._backend, "handler_check", lambda capsule: errno.EPERM)
+        with pytest.raises(numamap.FallbackError, match="cannot place memory on node 0.*CAP_SYS_NICE"):
             policy(0, strict=True)
-        with pytest.warns(numamap.FallbackWarning, match="mbind refused node 0"):
+        with pytest.warns(numamap.FallbackWarning, match="refused to place memory on node 0"):
             p = policy(0, min_size=MIN)
         assert "kernel's default placement" in p.fallback and "fallback" in repr(p)
+        assert p.name == "numamap_node0_unplaced"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert policy(0, min_size=MIN).fallback == p.fallback  # warned once per process
         with p:
             a = np.ones(N)
         assert block_info(a).kind == "mapped" and numamap.where(a).fraction_on(0) == 1.0
@@ -219,6 +227,7 @@ ALLOCATIONS = {
 class TestPlacement:
     """Which allocations are mapped, on which node and pages, and resizing them."""
 
+    @pytest.mark.numa_calls
     @pytest.mark.parametrize("make", ALLOCATIONS.values(), ids=ALLOCATIONS.keys())
     def test_large_allocations_are_mapped_on_the_node(self, make):
         with policy(0, min_size=MIN):
@@ -228,6 +237,7 @@ class TestPlacement:
         assert_on_node(arr)
 
 
+    @pytest.mark.numa_calls
     def test_zeros_come_from_fresh_mappings_untouched_until_written(self):
         with policy(0, min_size=MIN):
             z = np.zeros(N)
@@ -237,6 +247,7 @@ class TestPlacement:
         assert_on_node(z)
 
 
+    @pytest.mark.numa_calls
     def test_the_default_min_size_maps_large_arrays_only(self):
         with policy(0):
             large = np.ones(DEFAULT_MIN_SIZE // 8)
@@ -246,6 +257,7 @@ class TestPlacement:
         assert_on_node(large)
 
 
+    @pytest.mark.numa_calls
     def test_small_allocations_come_from_malloc_under_the_same_handler(self):
         p = policy(0, min_size=MIN)
         with p:
@@ -255,6 +267,7 @@ class TestPlacement:
         assert p.stats()["mapped"] == 0
 
 
+    @pytest.mark.numa_calls
     def test_resize_across_the_threshold_both_ways_keeps_the_data(self):
         p = policy(0, min_size=MIN)
         with p:
@@ -277,6 +290,7 @@ class TestPlacement:
         assert stats["mapped"] == stats["unmapped"] and stats["errors"] == 0, stats
 
 
+    @pytest.mark.numa_calls
     def test_resize_after_the_block_still_uses_the_arrays_own_handler(self):
         with policy(0, min_size=MIN):
             a = np.ones(100)
@@ -285,6 +299,7 @@ class TestPlacement:
         assert_on_node(a[:100])
 
 
+    @pytest.mark.numa_calls
     def test_a_block_grown_by_mremap_keeps_its_node_policy(self):
         from numamap._linux_cffi import ffi, lib
 
@@ -299,6 +314,7 @@ class TestPlacement:
         assert mode[0] == lib.NM_MPOL_PREFERRED and mask[0] == 1
 
 
+    @pytest.mark.numa_calls
     def test_loadtxt_allocates_on_the_node(self, tmp_path):
         rows = 40_000  # 1.25 MiB of float64: loadtxt grows its buffer with realloc
         path = tmp_path / "data.txt"
@@ -337,6 +353,7 @@ class TestPlacement:
         gc.collect()
 
 
+    @pytest.mark.numa_calls
     def test_page_size_4k_forbids_thp_and_auto_asks_for_it(self):
         with policy(0, page_size="4K", min_size=MIN):
             base = np.ones(4 * N)
@@ -350,6 +367,7 @@ class TestPlacement:
             assert auto.__array_interface__["data"][0] % (2 * MiB) == 0  # aligned for THP
 
 
+    @pytest.mark.numa_calls
     def test_2m_pages_from_the_pool(self, hugepage_pool):
         hugepage_pool(2048, 8, node=0)
         p = policy(0, page_size="2M", min_size=MIN)
@@ -375,6 +393,7 @@ class TestPlacement:
         assert stats["errors"] == 0, stats
 
 
+    @pytest.mark.numa_calls
     def test_auto_takes_huge_pages_for_arrays_of_a_huge_page_or_more(self, hugepage_pool):
         hugepage_pool(2048, 8, node=0)
         with policy(0, min_size=MIN):
@@ -453,6 +472,7 @@ class TestScopeAndLifetime:
         assert seen == [NODE0 if THREADS_INHERIT else DEFAULT]
 
 
+    @pytest.mark.numa_calls
     def test_a_thread_that_installs_a_policy_changes_only_itself(self):
         p = policy(0)
         installed, finish = threading.Event(), threading.Event()
@@ -477,6 +497,7 @@ class TestScopeAndLifetime:
         assert seen == {"installer": NODE0, "bystander": DEFAULT} and handler_name() == DEFAULT
 
 
+    @pytest.mark.numa_calls
     def test_each_asyncio_task_keeps_its_own_handler(self):
         first, second = policy(0, min_size=MIN), policy(None, min_size=MIN)
 
@@ -496,6 +517,7 @@ class TestScopeAndLifetime:
         assert results == [(NODE0, NODE0), ("numamap_local", "numamap_local")] and after == DEFAULT
 
 
+    @pytest.mark.numa_calls
     def test_a_copied_context_inherits_the_handler(self):
         with policy(0):
             context = contextvars.copy_context()
@@ -514,6 +536,7 @@ class TestScopeAndLifetime:
         assert (holding, after) == (before + 2, before)
 
 
+    @pytest.mark.numa_calls
     def test_arrays_outlive_the_block_the_thread_and_the_policy_object(self):
         made = []
 
@@ -540,6 +563,7 @@ class TestScopeAndLifetime:
 
     @pytest.mark.skipif(os.environ.get("NUMAMAP_VM") == "1",
                         reason="slow under emulation; the host tier runs it")
+    @pytest.mark.numa_calls
     def test_numpys_own_array_tests_pass_with_every_allocation_mapped(self):
         candidates = [os.path.join(os.path.dirname(np.__file__), core, "tests", "test_multiarray.py")
                       for core in ("_core", "core")]  # numpy 2, numpy 1

@@ -128,6 +128,44 @@ def test_no_node_directory_means_one_node(tmp_path):
     assert topo.thp_mode == "unsupported"
 
 
+def empty_node_directory(root):
+    """A tree whose sysfs has the node directory with nothing in it (some containers show this),
+    and this machine's CPUs, so that threads can pin to them."""
+    cpus = _cpulist(sorted(os.sched_getaffinity(0)))
+    (root / "sys/devices/system/node").mkdir(parents=True)
+    (root / "sys/devices/system/cpu").mkdir(parents=True)
+    (root / "sys/devices/system/cpu/online").write_text(cpus + "\n")
+    (root / "proc/self").mkdir(parents=True)
+    (root / "proc/self/status").write_text(f"Cpus_allowed_list:\t{cpus}\n")
+    (root / "proc/meminfo").write_text("MemTotal:  8000000 kB\nMemFree: 100 kB\nMemAvailable: 4000000 kB\n")
+    return str(root)
+
+
+def test_an_empty_node_directory_means_one_node(tmp_path):
+    topo = numamap.topology(empty_node_directory(tmp_path))
+    assert topo.node_ids == (0,) and topo.source == "fallback"
+    assert topo.node(0).has_memory and topo.working_nodes == (0,)
+    assert set(topo.cpus_of(0)) == os.sched_getaffinity(0)
+    assert any("node" in note for note in topo.notes), topo.notes
+
+
+def test_partitioned_and_nodepool_work_with_an_empty_node_directory(tmp_path, monkeypatch):
+    from numamap import partitioning, workers
+
+    tree = empty_node_directory(tmp_path)
+
+    def synthetic():
+        return numamap.topology(tree)
+
+    monkeypatch.setattr(partitioning, "topology", synthetic)
+    monkeypatch.setattr(workers, "topology", synthetic)
+    arr = numamap.partitioned((64, 16), fill=2.0)
+    assert [(node, s.start, s.stop) for node, s in numamap.blocks(arr)] == [(0, 0, 64)]
+    with workers.NodePool() as pool:
+        assert pool.nodes == (0,)
+        assert pool.map_blocks(lambda block: float(block.sum()), arr) == [2.0 * arr.size]
+
+
 def test_topology_is_immutable():
     topo = numamap.topology()
     with pytest.raises(AttributeError):

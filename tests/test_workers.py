@@ -138,6 +138,7 @@ def test_exceptions_propagate_with_their_traceback():
         assert pool.submit(node, lambda: 5).result() == 5
 
 
+@pytest.mark.numa_calls
 def test_first_touch_fills_every_block():
     arr = multi_block()
     with NodePool(threads_per_node=2) as pool:
@@ -191,6 +192,7 @@ def test_map_blocks_refuses_plain_arrays():
         pool.map_blocks(np.sum, np.zeros(10))
 
 
+@pytest.mark.numa_calls
 def test_pool_reports_pinning_and_policy():
     with NodePool() as pool:
         assert "NodePool open" in repr(pool)
@@ -212,6 +214,7 @@ def test_pool_reports_pinning_and_policy():
         assert not any(t.policy for t in pool.threads())
 
 
+@pytest.mark.numa_calls
 @pytest.mark.skipif(not policy_available(), reason="needs numamap.policy (Linux)")
 def test_policy_is_installed_in_every_thread_and_only_there():
     with NodePool(threads_per_node=2) as pool:
@@ -221,6 +224,93 @@ def test_policy_is_installed_in_every_thread_and_only_there():
         assert handler_name() == "default_allocator"
         made = pool.submit(node, np.ones, 2 * MiB // 8).result()
     assert made.sum() == 2 * MiB // 8  # arrays outlive the pool's threads
+
+
+def test_absurd_thread_counts_are_refused():
+    from numamap.workers import MIN_THREAD_CAP, THREADS_PER_CPU_CAP
+
+    before = threading.active_count()
+    node = usable_nodes()[0]
+    cap = max(MIN_THREAD_CAP, THREADS_PER_CPU_CAP * len(numamap.topology().cpus_of(node)))
+    for bad in (10**9, 2**63, cap + 1, {node: 10**6}):
+        with pytest.raises(ValueError, match=r"threads_per_node=\d+ for node \d+ is more than"):
+            NodePool(threads_per_node=bad)
+    assert threading.active_count() == before  # refused before any thread started
+    with NodePool(nodes=[node], threads_per_node=cap) as pool:
+        assert len(pool.threads(node)) == cap
+
+
+def _in_forked_child(work, timeout=60.0):
+    """Run ``work()`` in a forked child; (exit status, what it wrote). A hung child is killed."""
+    import select
+    import signal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report through the pipe, never return into pytest
+        code = 1
+        try:
+            os.close(read_end)
+            os.write(write_end, repr(work()).encode())
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            os.write(write_end, f"{type(exc).__name__}: {exc}".encode())
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    ready, _, _ = select.select([read_end], [], [], timeout)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read_end)
+        pytest.fail(f"the forked child did not answer within {timeout} s: it hangs")
+    chunks = []
+    while chunk := os.read(read_end, 65536):
+        chunks.append(chunk)
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    return status, b"".join(chunks).decode()
+
+
+@pytest.mark.linux
+def test_a_pool_inherited_by_fork_works_in_the_child():
+    arr = multi_block()
+    with NodePool(threads_per_node=2) as pool:
+        node = pool.nodes[0]
+        parent_threads = {t.native_id for t in pool.threads()}
+
+        def child():
+            got = pool.submit(node, lambda: (os.getpid(), current_node())).result(timeout=30)
+            assert got == (os.getpid(), node), got
+            threads = pool.threads()
+            assert len(threads) == 2 * len(pool.nodes) and not {t.native_id for t in threads} & parent_threads
+            assert all(os.sched_getaffinity(t.native_id) == set(pool.cpus(t.node)) for t in threads)
+            pool.first_touch(arr, 4.0)
+            sums = pool.map_blocks(lambda block: float(block.sum()), arr)
+            pool.close()
+            return sum(sums)
+
+        status, out = _in_forked_child(child)
+        assert status == 0, out
+        assert float(out) == 4.0 * arr.size
+        # the parent's pool is untouched: same threads, still working, its array unchanged
+        assert {t.native_id for t in pool.threads()} == parent_threads
+        assert pool.submit(node, lambda: os.getpid()).result() == os.getpid()
+        assert not arr.any()
+
+
+@pytest.mark.linux
+def test_a_closed_pool_stays_closed_in_a_forked_child():
+    pool = NodePool(threads_per_node=1)
+    pool.close()
+
+    def child():
+        with pytest.raises(RuntimeError, match="closed"):
+            pool.submit(pool.nodes[0], int)
+        return "ok"
+
+    status, out = _in_forked_child(child)
+    assert status == 0 and out == "'ok'", out
 
 
 # -- multi-node tier --------------------------------------------------------------------------------

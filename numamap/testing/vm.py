@@ -64,13 +64,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 __all__ = [
     "ENV_TOPOLOGY",
     "EXIT_MISSING",
     "EXIT_NO_STATUS",
     "EXIT_TIMEOUT",
+    "HmatEntry",
     "TOPOLOGIES",
     "Topology",
     "current_topology",
@@ -108,6 +109,24 @@ _STANDARD_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+class HmatEntry(NamedTuple):
+    """One HMAT latency and bandwidth pair: memory of node ``target`` as seen from node ``initiator``.
+
+    The guest publishes the best initiators' figures under
+    ``/sys/devices/system/node/node<target>/access0/initiators/``, bandwidth in MB/s (MiB/s as
+    QEMU counts them) and latency in ns.
+    """
+
+    initiator: int
+    target: int
+    latency_ns: int
+    bandwidth_mbps: int
+
+
+def _hmat_grid(latency: dict[tuple[int, int], int], bandwidth: dict[tuple[int, int], int]) -> tuple:
+    return tuple(HmatEntry(i, t, latency[i, t], bandwidth[i, t]) for i, t in sorted(latency))
+
+
 @dataclass(frozen=True)
 class Topology:
     """A guest NUMA layout, as the guest kernel numbers it.
@@ -130,6 +149,10 @@ class Topology:
         The SLIT distance matrix, ``distances[a][b]`` from node ``a`` to node
         ``b``, as ``numactl -H`` and ``/sys/devices/system/node/nodeN/distance``
         show it.
+    hmat : tuple of HmatEntry
+        Memory-side latency and bandwidth per (initiator, target) pair, for
+        QEMU's ACPI HMAT (``-machine hmat=on``); empty for a guest without
+        one.  Give every pair of a CPU node and a memory node.
 
     Notes
     -----
@@ -145,6 +168,7 @@ class Topology:
     cpus: tuple[tuple[int, ...], ...]
     memory_mib: tuple[int, ...]
     distances: tuple[tuple[int, ...], ...]
+    hmat: tuple[HmatEntry, ...] = ()
 
     @property
     def num_nodes(self) -> int:
@@ -246,7 +270,18 @@ class Topology:
         for a in range(self.num_nodes):
             for b in range(a + 1, self.num_nodes):
                 args += ["--numa-distance", f"{a},{b}={self.distances[a][b]}"]
+        if self.hmat:
+            opts = ["-machine", "hmat=on"]
+            for e in self.hmat:
+                pair = f"hmat-lb,initiator={e.initiator},target={e.target},hierarchy=memory"
+                opts += ["-numa", f"{pair},data-type=access-latency,latency={e.latency_ns}",
+                         "-numa", f"{pair},data-type=access-bandwidth,bandwidth={e.bandwidth_mbps}M"]
+            args.append("--qemu-opts=" + " ".join(opts))
         return args
+
+    def hmat_entry(self, initiator: int, target: int) -> HmatEntry | None:
+        """The HMAT figures declared for ``initiator`` -> ``target``, or None."""
+        return next((e for e in self.hmat if (e.initiator, e.target) == (initiator, target)), None)
 
     def as_dict(self) -> dict[str, object]:
         """Return the layout as plain data (lists, ints, strings), e.g. for JSON."""
@@ -257,6 +292,7 @@ class Topology:
             "cpus": [list(c) for c in self.cpus],
             "memory_mib": list(self.memory_mib),
             "distances": [list(r) for r in self.distances],
+            "hmat": [e._asdict() for e in self.hmat],
         }
 
 
@@ -319,6 +355,29 @@ TOPOLOGIES: dict[str, Topology] = {
             distances=(
                 (10, 21),
                 (21, 10),
+            ),
+        ),
+        Topology(
+            name="hmat",
+            description=(
+                "3 nodes with an ACPI HMAT: 0 and 1 with a CPU and 512 MiB each, 2 with 512 MiB "
+                "and no CPU, slower (less bandwidth, more latency) from both CPUs"
+            ),
+            # Node 2 stands for a CXL memory expander: the capacity tier. Local DRAM is the
+            # fastest and nearest from each CPU, remote DRAM next, node 2 last; the figures are
+            # arbitrary, only their order matters to the tests.
+            cpus=((0,), (1,), ()),
+            memory_mib=(512, 512, 512),
+            distances=(
+                (10, 21, 28),
+                (21, 10, 28),
+                (28, 28, 10),
+            ),
+            hmat=_hmat_grid(
+                latency={(0, 0): 80, (0, 1): 130, (0, 2): 250,
+                         (1, 0): 130, (1, 1): 80, (1, 2): 250},
+                bandwidth={(0, 0): 20480, (0, 1): 10240, (0, 2): 4096,
+                           (1, 0): 10240, (1, 1): 20480, (1, 2): 4096},
             ),
         ),
     )

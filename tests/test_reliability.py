@@ -1,0 +1,259 @@
+"""Issue 12, sections and policies: pickling, planted files, copy-on-write access, leaks of
+dropped sections, and policy blocks left out of order."""
+import copy
+import gc
+import os
+import pickle
+import shutil
+import signal
+import tempfile
+import traceback
+import uuid
+
+import numpy as np
+import pytest
+
+import numamap
+
+G = numamap.allocation_granularity()
+linux = pytest.mark.linux
+
+
+def _unique_name() -> str:
+    return f"test-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _in_child(body) -> int:
+    """Run ``body`` in a forked child; its wait status (exit 0 when ``body`` returned)."""
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            body()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1]
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+# -- item 4: pickling and deep copies --------------------------------------------------------
+
+@pytest.mark.parametrize("dump", [pickle.dumps, copy.deepcopy, copy.copy])
+def test_an_anonymous_section_refuses_to_be_pickled_or_copied(dump):
+    with numamap.Section(G) as sec:
+        with pytest.raises(TypeError, match="cannot pickle an anonymous numamap.Section"):
+            dump(sec)
+
+
+@pytest.mark.parametrize("clone", [lambda s: pickle.loads(pickle.dumps(s)), copy.deepcopy])
+def test_a_named_section_pickles_by_name_and_reopens(clone):
+    name = _unique_name()
+    with numamap.Section(2 * G, name=name) as sec:
+        np.asarray(sec.map())[:4] = [1, 2, 3, 4]
+        other = clone(sec)
+        assert isinstance(other, numamap.Section) and other is not sec
+        assert (other.name, other.access, other.size) == (name, "rw", 2 * G)
+        view = other.map()
+        assert np.asarray(view)[:4].tolist() == [1, 2, 3, 4]
+        np.asarray(view)[4] = 5  # the very same memory, both ways
+        assert np.asarray(sec.map())[4] == 5
+        other.close()  # a reopened copy does not own the name
+        numamap.Section.open(name).close()
+    with pytest.raises(ValueError, match="closed section"):
+        pickle.dumps(sec)
+
+
+# -- item 5: planted files in /dev/shm --------------------------------------------------------
+
+def _planted(make) -> tuple[str, str]:
+    name = _unique_name()
+    path = f"/dev/shm/numamap.{name}"
+    make(path)
+    return name, path
+
+
+@linux
+@pytest.mark.parametrize("access", ["rw", "r", "cow"])
+def test_open_refuses_a_planted_symlink(tmp_path, access):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious" * 512)
+    name, path = _planted(lambda p: os.symlink(victim, p))
+    try:
+        with pytest.raises(PermissionError, match="symbolic link"):
+            numamap.Section.open(name, access=access)
+    finally:
+        os.unlink(path)
+    assert victim.read_bytes() == b"precious" * 512
+
+
+@linux
+@pytest.mark.parametrize("access", ["rw", "r"])
+def test_open_refuses_a_planted_fifo_without_blocking(access):
+    name, path = _planted(os.mkfifo)
+
+    def give_up(signum, frame):
+        raise TimeoutError("Section.open blocked on a FIFO")
+
+    # A guard, not a synchronisation: an open that blocks is the failure being tested.
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(20)
+    try:
+        with pytest.raises(PermissionError, match="not a regular file"):
+            numamap.Section.open(name, access=access)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        os.unlink(path)
+
+
+@linux
+def test_open_refuses_a_file_others_can_write():
+    name, path = _planted(lambda p: open(p, "wb").close())
+    try:
+        os.chmod(path, 0o666)
+        with pytest.raises(PermissionError, match="lets group or others write"):
+            numamap.Section.open(name)
+        os.chmod(path, 0o600)
+        numamap.Section.open(name).close()  # the same file, as numamap creates them, opens
+    finally:
+        os.unlink(path)
+
+
+@linux
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root to plant a file owned by another user")
+def test_open_refuses_a_file_of_another_user():
+    name, path = _planted(lambda p: open(p, "wb").close())
+    try:
+        os.chmod(path, 0o600)
+        os.chown(path, 65534, -1)
+        with pytest.raises(PermissionError, match="belongs to uid 65534"):
+            numamap.Section.open(name)
+    finally:
+        os.unlink(path)
+
+
+# -- item 6: copy-on-write needs read access only ---------------------------------------------
+
+@linux
+def test_cow_and_read_only_sections_open_the_file_read_only(tmp_path):
+    import fcntl
+
+    path = tmp_path / "data"
+    path.write_bytes(bytes(range(256)) * 16)
+    for access, mode in (("cow", os.O_RDONLY), ("r", os.O_RDONLY), ("rw", os.O_RDWR)):
+        with numamap.Section(0, file=path, access=access) as sec:
+            assert fcntl.fcntl(sec._handle.fd, fcntl.F_GETFL) & os.O_ACCMODE == mode, access
+
+
+@linux
+def test_a_user_who_can_only_read_a_file_maps_it_copy_on_write():
+    folder = tempfile.mkdtemp(prefix="numamap-cow-")
+    try:
+        os.chmod(folder, 0o755)
+        path = os.path.join(folder, "read-only")
+        with open(path, "wb") as handle:
+            handle.write(b"\x01" * G)
+        os.chmod(path, 0o444)
+
+        def body():
+            if os.geteuid() == 0:  # root reads and writes anything: become a plain user
+                os.setgid(65534)
+                os.setuid(65534)
+            with pytest.raises(PermissionError):
+                open(path, "r+b")  # this user really cannot write the file
+            with numamap.Section(0, file=path, access="cow") as sec:
+                arr = np.asarray(sec.map())
+                arr[:2] = [7, 7]  # private to this view
+                assert arr[:3].tolist() == [7, 7, 1]
+
+        status = _in_child(body)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, _describe(status)
+        with open(path, "rb") as handle:
+            assert handle.read(3) == b"\x01\x01\x01"  # the file never changed
+    finally:
+        shutil.rmtree(folder)
+
+
+# -- item 7: a dropped Section gives back its handle and memory -------------------------------
+
+def _section_fds() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:numamap")
+        except OSError:
+            pass
+    return count
+
+
+@linux
+def test_dropped_sections_close_their_handles():
+    gc.collect()
+    before_all, before = len(os.listdir("/proc/self/fd")), _section_fds()
+    keep = []
+    for i in range(3000):
+        numamap.Section(G)                      # dropped at once
+        numamap.Section(G).map()                # the view too
+        sec = numamap.Section(G)
+        view = sec.map()
+        del sec                                 # the view outlives its section
+        np.asarray(view)[:2] = [i % 256, 1]
+        if i % 1000 == 0:
+            keep.append((i % 256, view))
+    gc.collect()
+    assert _section_fds() == before
+    assert len(os.listdir("/proc/self/fd")) <= before_all + 2
+    for value, view in keep:  # views of dropped sections still hold their memory
+        assert np.asarray(view)[:2].tolist() == [value, 1]
+
+
+@linux
+def test_a_dropped_named_section_takes_its_name_away():
+    name = _unique_name()
+    numamap.Section(G, name=name)
+    gc.collect()
+    assert not os.path.lexists(f"/dev/shm/numamap.{name}")
+    with pytest.raises(FileNotFoundError):
+        numamap.Section.open(name)
+
+
+def test_close_then_drop_closes_once():
+    sec = numamap.Section(G)
+    sec.close()
+    sec.close()
+    assert sec.closed
+    del sec
+    gc.collect()
+
+
+# -- item 21: policy blocks left out of order --------------------------------------------------
+
+@pytest.mark.numa_calls
+@linux
+def test_leaving_nested_policies_out_of_order_raises_and_changes_nothing():
+    outer, inner = numamap.policy(0), numamap.policy(None)
+    before = numamap.handler_name()
+    outer.__enter__()
+    try:
+        inner.__enter__()
+        try:
+            with pytest.raises(RuntimeError, match="out of order"):
+                outer.__exit__(None, None, None)
+            assert numamap.handler_name() == inner.name  # the inner block's handler stays
+        finally:
+            inner.__exit__(None, None, None)
+        assert numamap.handler_name() == outer.name
+    finally:
+        outer.__exit__(None, None, None)
+    assert numamap.handler_name() == before
+    with pytest.raises(RuntimeError, match="not entered"):
+        outer.__exit__(None, None, None)
