@@ -39,6 +39,9 @@ nb_execution_timeout = 600  # per cell; the benchmark cell of 03-performance is 
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
+# Progress bars (ipywidgets) mean something only live: no widget JavaScript from a CDN, so the
+# site stays self-contained and a finished bar simply does not show.
+nb_ipywidgets_js = {}
 
 # -n: every cross-reference must resolve. The build is offline, so names from other projects
 # (numpy, Dask, matplotlib, the standard library) cannot link to their documentation; they are

@@ -423,8 +423,9 @@ def map_view(size: int, *, section: SectionHandle | None, offset: int, access: s
         flags |= lib.MAP_FIXED
         hint = ffi.cast("void *", address)
     out = ffi.new("void **")
-    ERRORS.check("mmap", lib.nm_mmap(hint, size, _prot(access), flags, fd, offset, out),
-                 f"mapping {format_bytes(size)}")
+    err = lib.nm_mmap(hint, size, _prot(access), flags, fd, offset, out)
+    if err:  # the message is built only when needed: this is the allocation path
+        raise ERRORS.exception("mmap", err, f"mapping {format_bytes(size)}")
     return int(ffi.cast("uintptr_t", out[0]))
 
 
@@ -479,7 +480,8 @@ def set_policy(address: int, size: int, policy: str, nodes: tuple[int, ...], *, 
     mask, maxnode = _node_mask(nodes)
     flags = (lib.NM_MPOL_MF_MOVE | lib.NM_MPOL_MF_STRICT) if move else 0
     err = lib.nm_mbind(ffi.cast("void *", address), size, _POLICIES[policy], mask, maxnode, flags)
-    ERRORS.check("mbind", err, f"{policy} on nodes {list(nodes)}")
+    if err:
+        raise ERRORS.exception("mbind", err, f"{policy} on nodes {list(nodes)}")
 
 
 def advise_thp(address: int, size: int, enable: bool) -> None:
@@ -491,7 +493,8 @@ def populate(address: int, size: int, page_size: int) -> None:
     """Fault every page in now, for writing, so placement happens (and fails) here."""
     used = ffi.new("int *")
     err = lib.nm_populate_write(ffi.cast("void *", address), size, page_size, used)
-    ERRORS.check("populate", err, f"faulting in {format_bytes(size)}")
+    if err:
+        raise ERRORS.exception("populate", err, f"faulting in {format_bytes(size)}")
 
 
 def page_nodes(address: int, size: int, page_size: int) -> np.ndarray:

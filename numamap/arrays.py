@@ -10,6 +10,7 @@ from ._backend import backend
 from ._shapes import check_dtype, check_shape, fold_subarray
 from ._units import MAX_BYTES, format_bytes, parse_page_size
 from .placement import Placement, query
+from .progress import Progress, in_steps
 from .request import check_request
 from .view import View, map_memory
 
@@ -126,6 +127,10 @@ def full_like(a, fill_value, dtype=None, order: str = "K", *, shape=None, **plac
     return full(shape, fill_value, dtype, order, **placement)
 
 
+#: Migrating goes this many bytes at a time, so long work can show progress.
+MIGRATE_STEP = 256 << 20
+
+
 def view_of(arr: np.ndarray) -> View | None:
     """The numamap View under ``arr`` (walking ``.base``), or None for other arrays."""
     obj = arr
@@ -205,7 +210,12 @@ def migrate(arr: np.ndarray, node: int) -> Migration:
                         "use numamap.asarray(a, node=...) to copy other arrays onto a node")
     request = check_request(node, "bind", None)
     before = view.where()
-    backend.move_range(view.address, -(-view.size // view.page_size) * view.page_size, request.nodes[0])
+    length = -(-view.size // view.page_size) * view.page_size
+    step = max(MIGRATE_STEP - MIGRATE_STEP % view.page_size, view.page_size)
+    with Progress(length, f"migrating {format_bytes(length)} to node {request.nodes[0]}") as bar:
+        for offset, size in in_steps(length, step):
+            backend.move_range(view.address + offset, size, request.nodes[0])
+            bar.advance(size)
     view.request = request  # the account every holder of the mapping shares
     view.verify()
     after = view.where()

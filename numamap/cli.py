@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also write the results as JSON to FILE ('-': JSON on stdout instead "
                             "of the table)")
     bench.add_argument("--plot", metavar="FILE.png", default=None,
-                       help="draw the ratios as a chart (needs matplotlib: pip install numamap[plot])")
+                       help="draw the ratios as a chart (needs matplotlib: pip install 'numamap[plot]', "
+                            "from a clone pip install -e '.[plot]')")
     bench.add_argument("--reserve-hugepages", action="store_true",
                        help="as root, grow the hugetlb pools for the fill and gather runs and shrink "
                             "them back after (by default nothing on the system is changed)")

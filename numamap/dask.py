@@ -1,7 +1,7 @@
 """Dask on NUMA nodes: one worker process per node, pinned, with the node's memory policy.
 
-Needs the ``dask`` extra (``pip install 'numamap[dask]'``); ``import numamap`` never imports
-Dask. Three ways in:
+Needs the ``dask`` extra (``pip install 'numamap[dask]'``; from a clone,
+``pip install -e '.[dask]'``); ``import numamap`` never imports Dask. Three ways in:
 
 * :class:`NumaCluster`, a :class:`distributed.LocalCluster` with one worker per node;
 * the preload ``dask worker SCHEDULER --preload numamap.dask --nworkers N --name HOST`` on

@@ -145,7 +145,7 @@ class Topology:
     def plot(self, *, figsize=None):
         """Heat map of the distance matrix beside each node's CPUs and memory.
 
-        Needs matplotlib (``pip install numamap[plot]``); see
+        Needs matplotlib, the ``plot`` extra (``pip install 'numamap[plot]'``); see
         :func:`numamap.plotting.plot_topology`. Returns a matplotlib Figure.
         """
         from .plotting import plot_topology

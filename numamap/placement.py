@@ -70,7 +70,7 @@ class Placement:
     def plot(self, *, blocks=None, title=None, figsize=None):
         """Bar chart of bytes per node by page size, over a strip of the range coloured by node.
 
-        Needs matplotlib (``pip install numamap[plot]``); see
+        Needs matplotlib, the ``plot`` extra (``pip install 'numamap[plot]'``); see
         :func:`numamap.plotting.plot_placement`, which also takes arrays and finds the blocks
         of partitioned ones. Returns a matplotlib Figure.
         """

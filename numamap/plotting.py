@@ -1,7 +1,8 @@
 """Pictures of what numamap reports: where an array's pages are, and the machine's topology.
 
-matplotlib is optional (``pip install numamap[plot]``); this module imports it only when a
-function is called, and without it every function raises ImportError saying what to install.
+matplotlib is optional (``pip install 'numamap[plot]'``; from a clone,
+``pip install -e '.[plot]'``); this module imports it only when a function is called, and
+without it every function raises ImportError saying what to install.
 Each function returns a :class:`matplotlib.figure.Figure`. In a notebook it shows once, as the
 cell's value (end the line with ``;`` or assign it to keep it from showing); in a script, save
 it with ``fig.savefig("placement.png")``, or call ``matplotlib.pyplot.show()`` with an
@@ -15,7 +16,7 @@ import numpy as np
 
 from ._units import format_bytes, page_size_name
 
-INSTALL_HINT = "pip install numamap[plot]"
+INSTALL_HINT = "pip install 'numamap[plot]', or from a clone: pip install -e '.[plot]'"
 
 #: Largest number of columns the placement strip draws; longer ranges are binned.
 STRIP_COLUMNS = 2048

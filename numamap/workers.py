@@ -20,8 +20,10 @@ import numpy as np
 
 from ._backend import backend
 from ._errors import FallbackError, warn_fallback
+from ._units import format_bytes
 from .memory_handler import policy as node_policy
 from .numa_topology import topology
+from .progress import Progress
 from .request import check_node_id, node_list
 
 __all__ = ["NodePool", "WorkerThread", "current_node"]
@@ -344,6 +346,9 @@ class NodePool:
         source = value if value.ndim == 0 else np.broadcast_to(value, arr.shape)
         futures = [self.submit(node, _fill, arr[part], source if source.ndim == 0 else source[part])
                    for node, part in jobs]
+        with Progress(len(futures), f"first touch of {format_bytes(arr.nbytes)}", unit="pieces") as bar:
+            for _ in cf.as_completed(futures):
+                bar.advance(1)
         _gather(futures)
         return arr
 

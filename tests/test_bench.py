@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -372,7 +373,7 @@ def _hide_matplotlib(monkeypatch):
 
 def test_plot_without_matplotlib_says_what_to_install(monkeypatch, tmp_path, capsys):
     _hide_matplotlib(monkeypatch)
-    with pytest.raises(ImportError, match=INSTALL_HINT.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ImportError, match=re.escape(INSTALL_HINT)):
         _synthetic().plot(tmp_path / "x.png")
     # The command refuses before measuring anything.
     monkeypatch.setattr(bench.command, "run", lambda **kw: pytest.fail("measured anyway"))

@@ -1,7 +1,8 @@
 """numamap.dask: NumaCluster, the preload, NodePlugin and the array helpers.
 
 Host tier: one node. Multi-node tier: the `two` guest only (Dask is slow under TCG).
-Needs the dask extra (pip install -e '.[dask]'); the tests skip without it.
+Needs the dask extra (pip install 'numamap[dask]'; from a clone pip install -e '.[dask]'); the
+tests skip without it, naming the extra.
 """
 import os
 import signal
@@ -19,7 +20,9 @@ MiB = 1 << 20
 
 @pytest.fixture(scope="module")
 def nd():
-    pytest.importorskip("distributed")
+    pytest.importorskip(
+        "distributed", reason="Dask comes with the dask extra: pip install 'numamap[dask]', "
+                      "or from a clone: pip install -e '.[dask]'")
     import numamap.dask as nd
 
     return nd
@@ -141,6 +144,7 @@ def test_numa_cluster_has_one_pinned_worker_per_node(client, nd):
         client.cluster.new_worker_spec()
 
 
+@pytest.mark.numa_calls
 def test_tasks_run_with_the_node_resource(client, nd):
     for node in usable_nodes():
         got = client.submit(probe_task, resources={nd.resource(node): 1}, pure=False).result(timeout=120)
@@ -150,6 +154,7 @@ def test_tasks_run_with_the_node_resource(client, nd):
             assert got["handler"] == f"numamap_node{node}"  # the preload's policy reaches task threads
 
 
+@pytest.mark.numa_calls
 def test_partitioned_and_map_blocks_keep_chunks_on_their_node(client, nd):
     nodes = usable_nodes()
     x = nd.partitioned((1000, 8), chunks_per_node=3, fill=1.0)
@@ -267,6 +272,7 @@ def check_preload(nd, nodes, tmp_path):
         assert set(threads.values()) == {tuple(topo.cpus_of(node))}
 
 
+@pytest.mark.numa_calls
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dask worker processes, Linux")
 def test_preload_gives_each_worker_its_node(nd, tmp_path):
     check_preload(nd, usable_nodes(), tmp_path)

@@ -17,6 +17,7 @@ import gc
 import os
 import pickle
 import random
+import re
 
 import numpy as np
 import pytest
@@ -97,6 +98,11 @@ class Program:
             with numamap.policy(0, min_size=0):
                 arr = np.ones(n // 8 + 1)
         raw(arr)[...] = value
+        # hugetlb memory is mapped shared (a forked child's writes never need a pool page), so a
+        # forked child's writes show in this process, as a section's do
+        view, block = numamap.view_of(arr), numamap.block_info(arr)
+        shared = shared or (view is not None and view.page_kind in ("hugetlb", "mixed")) or (
+            block is not None and block.kind == "hugetlb")
         root = Root(value, shared, section, name)
         self.slots.append((arr, root, True))
         # a second map of a shared section is the same memory through another View
@@ -275,6 +281,19 @@ def raw(arr) -> np.ndarray:
     return np.ascontiguousarray(arr).view(np.uint8).reshape(-1)
 
 
+def replay(ops, limit=None):
+    """Run one program, ``[(operation, seed), ...]``, in a forked child: (outcomes, problems)."""
+    state = Program()  # the child gets its own copy, fresh
+
+    def execute(op):
+        name, seed = op
+        what = getattr(state, name)(random.Random(seed))
+        state.check_all()
+        return what
+
+    return run_forked(ops, execute, limit=limit)
+
+
 def test_lifetime_sequences_keep_every_live_array_intact():
     limit = address_limit()
     problems: dict[str, str] = {}
@@ -284,22 +303,16 @@ def test_lifetime_sequences_keep_every_live_array_intact():
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 2**32 - 1)), min_size=8, max_size=30))
     def program(ops):
-        state = Program()  # the child gets its own copy, fresh
-
-        def execute(op):
-            name, seed = op
-            what = getattr(state, name)(random.Random(seed))
-            state.check_all()
-            return what
-
-        outcomes, found = run_forked(ops, execute, limit=limit)
+        outcomes, found = replay(ops, limit)
         counts["programs"] += 1
         counts["operations"] += len(outcomes)
         for index, text in found:
-            key = text.split(":")[0] + ":" + "".join(c for c in text if not c.isdigit())[:100]
+            key = re.sub(r"0x[0-9a-f]+|\d+", "N", text)[:100]  # one entry per kind of problem
             if key not in problems:
-                steps = [outcomes.get(i, f"{ops[i][0]}(seed={ops[i][1]})") for i in range(min(index or 0, len(ops) - 1) + 1)]
-                problems[key] = f"{text}\n    after: " + "; ".join(steps)
+                last = min(index if index is not None else len(ops) - 1, len(ops) - 1)
+                steps = [outcomes.get(i, f"{ops[i][0]}") for i in range(last + 1)]
+                problems[key] = (f"{text}\n    after: " + "; ".join(steps)
+                                 + f"\n    replay(ops={ops[:last + 1]!r})")
 
     try:
         program()

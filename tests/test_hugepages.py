@@ -55,6 +55,7 @@ def test_empty_pool_strict_error_names_the_pool(hugepage_pool):
         numamap.zeros(nbytes, dtype=np.uint8, node=0, page_size="2M", strict=True)
 
 
+@pytest.mark.numa_calls
 def test_an_explicit_page_size_is_a_contract_even_without_strict(hugepage_pool):
     hugepage_pool(2048, 1)
     free, nbytes = _beyond_node0_pool()

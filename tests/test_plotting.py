@@ -1,5 +1,6 @@
 """numamap.plotting, Placement.plot() and Topology.plot(): with matplotlib, and without it."""
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -16,7 +17,8 @@ KiB, MiB = 1 << 10, 1 << 20
 
 @pytest.fixture
 def plt():
-    matplotlib = pytest.importorskip("matplotlib", reason="needs the plot extra (pip install numamap[plot])")
+    matplotlib = pytest.importorskip(
+        "matplotlib", reason="matplotlib comes with the plot extra: " + plotting.INSTALL_HINT)
     matplotlib.use("Agg")
     import matplotlib.pyplot as pyplot
 
@@ -65,7 +67,7 @@ def test_every_plot_says_how_to_install_matplotlib(no_matplotlib):
     calls = [lambda: plotting.plot_placement(arr), lambda: plotting.plot_topology(),
              lambda: numamap.where(arr).plot(), lambda: numamap.topology().plot()]
     for call in calls:
-        with pytest.raises(ImportError, match=r"pip install numamap\[plot\]"):
+        with pytest.raises(ImportError, match=re.escape(plotting.INSTALL_HINT)):
             call()
 
 

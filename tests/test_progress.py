@@ -1,6 +1,8 @@
 """Feedback on long work: shown only when someone watches, only on standard error."""
 import io
 
+import pytest
+
 import numamap
 from numamap import progress, view
 
@@ -42,6 +44,7 @@ def test_short_work_shows_nothing(monkeypatch):
     assert terminal.getvalue() == ""
 
 
+@pytest.mark.numa_calls
 def test_populate_reports_in_steps(monkeypatch):
     terminal = _Terminal()
     monkeypatch.setattr("sys.stderr", terminal)

@@ -98,7 +98,9 @@ def test_a_tree_without_hmat_has_no_tier_columns(tmp_path):
 
 @pytest.mark.linux
 def test_plot_shows_the_tiers(tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="matplotlib comes with the plot extra: pip install 'numamap[plot]', "
+                      "or from a clone: pip install -e '.[plot]'")
     root = make_tree(tmp_path, THREE)
     add_hmat(tmp_path, GUEST_LIKE, tiers={4: "0-1", 5: "2"})
     figure = numamap.topology(root).plot()
@@ -249,6 +251,7 @@ def test_a_thread_pinned_within_one_node_has_a_node_without_current_cpu(monkeypa
             selectors.calling_cpu()
 
 
+@pytest.mark.numa_calls
 @pytest.mark.parametrize("selector", SELECTORS)
 def test_every_entry_point_takes_a_selector(selector):
     expected = selectors.resolve(selector).node

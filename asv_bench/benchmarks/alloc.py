@@ -1,7 +1,7 @@
 """Allocation latency: empty and zeros from 1 KiB to 1 GiB, numpy against numamap.
 
-'mmap' is the floor for the large sizes: one anonymous mmap + munmap through numamap's cffi
-bindings, the call every numamap allocation makes.
+'mmap' is the floor for the large sizes: one anonymous map + unmap through the backend's
+``map_unmap_cost``, the calls every numamap allocation makes.
 """
 import numpy as np
 
@@ -11,18 +11,13 @@ from .common import GiB, KiB, MiB
 
 
 def _mmap_munmap(nbytes):
-    from numamap._linux_cffi import ffi, lib
+    """The backend's bare map + unmap of ``nbytes`` (asv skips it on a numamap without one)."""
+    from numamap._backend import backend
 
-    out = ffi.new("void **")
-    flags, prot = lib.MAP_PRIVATE | lib.MAP_ANONYMOUS, lib.PROT_READ | lib.PROT_WRITE
-
-    def call():
-        if lib.nm_mmap(ffi.NULL, nbytes, prot, flags, -1, 0, out) != 0:
-            raise MemoryError(f"mmap of {nbytes} bytes failed")
-        if lib.nm_munmap(out[0], nbytes) != 0:
-            raise OSError("munmap failed")
-
-    return call
+    make = getattr(backend, "map_unmap_cost", None)
+    if make is None:
+        raise NotImplementedError("this numamap's backend has no map_unmap_cost")
+    return make(nbytes)
 
 
 SIZES = [1 * KiB, 16 * KiB, 64 * KiB, 1 * MiB, 64 * MiB, 1 * GiB]

@@ -1,7 +1,5 @@
 """The cost of numamap's NEP 49 policy on small arrays: a loop of np.empty(100) and np.add on
 1 KiB arrays, with numpy's default handler and inside numamap.policy()."""
-import numpy as np
-
 from numamap.bench import small_array_loop
 
 
