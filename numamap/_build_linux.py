@@ -18,8 +18,8 @@ import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
 
-HEADERS = ("_linux_native.h", "_linux_policy.h")
-SOURCES = ("_linux_native.c", "_linux_policy.c")
+HEADERS = ("_linux_native.h", "_linux_policy.h", "_linux_buffer.h")
+SOURCES = ("_linux_native.c", "_linux_policy.c", "_linux_buffer.c")
 
 # Constants of <sys/mman.h> and memfd_create that the backend passes to the calls above
 # (_linux_native.h supplies them where an old C library lacks them).
@@ -71,7 +71,10 @@ def make_builder(module: str, headers, sources, system_constants=(), **kwargs) -
     return builder
 
 
-ffibuilder = make_builder("numamap._linux_cffi", HEADERS, SOURCES, SYSTEM_CONSTANTS)
+# Not the limited API: _linux_buffer.c defines a type with buffer slots, which the limited API
+# offers only from Python 3.11.
+ffibuilder = make_builder("numamap._linux_cffi", HEADERS, SOURCES, SYSTEM_CONSTANTS,
+                          py_limited_api=False)
 
 if __name__ == "__main__":
     ffibuilder.compile(tmpdir=str(HERE.parent), verbose=True)

@@ -23,6 +23,10 @@ class Backend(Protocol):
     """One operating system's half of numamap. Module-level functions, listed as methods."""
 
     PLATFORM: str
+    #: The base class of View: ``_nm_set_buffer(address, length, readonly, refuse)`` says what
+    #: memory an instance exports through the buffer protocol, ``_nm_exports`` how many buffers
+    #: are out. A C type on Linux (every Python); on Windows a Python class (Python 3.12+).
+    MappedBuffer: type
 
     # -- facts about the machine -----------------------------------------------------------------
     def base_page_size(self) -> int:
@@ -137,5 +141,5 @@ class Backend(Protocol):
 
 
 #: The names every backend module defines, in the contract's order.
-NAMES: tuple[str, ...] = ("PLATFORM",) + tuple(
+NAMES: tuple[str, ...] = ("PLATFORM", "MappedBuffer") + tuple(
     name for name, value in vars(Backend).items() if callable(value) and not name.startswith("_"))

@@ -4,6 +4,7 @@ Shares its public names with ``_windows.py``; ``_backend.py`` explains the contr
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import os
@@ -615,3 +616,21 @@ def pin_process(cpus) -> tuple[int, ...]:
 
 from ._linux_bench import copy_bandwidth, map_unmap_cost  # noqa: E402
 from ._linux_handler import handler_block_info, handler_check, handler_new, handler_stats  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------
+# The buffer protocol, on every Python (a C base type for View)
+
+
+def _mapped_buffer_type() -> type:
+    address = lib.nm_buffer_type()
+    if not address:
+        raise RuntimeError("numamap could not create its MappedBuffer type")
+    made = ctypes.cast(address, ctypes.py_object).value  # a reference of our own ...
+    ctypes.pythonapi.Py_DecRef(ctypes.py_object(made))  # ... so the one C handed over goes
+    return made
+
+
+#: View's base class: exports mapped memory through the buffer protocol (C, _linux_buffer.c).
+MappedBuffer = _mapped_buffer_type()
+

@@ -404,3 +404,22 @@ def map_unmap_cost(nbytes: int) -> Callable[[], None]:
 
     return once
 
+
+
+class MappedBuffer:
+    """View's base class on Windows: the buffer protocol through ``__buffer__`` (Python 3.12+).
+
+    The memoryview comes from the array numpy builds over the View (``__array__``), so it keeps
+    the mapping alive however long it lives; ``_nm_exports`` is therefore always 0.
+    """
+
+    _nm_refuse = False
+    _nm_exports = 0
+
+    def _nm_set_buffer(self, address: int, length: int, readonly: bool, refuse: bool) -> None:
+        self._nm_refuse = bool(refuse)
+
+    def __buffer__(self, flags: int) -> memoryview:
+        if self._nm_refuse:
+            raise BufferError("numamap array views export their memory through __array_interface__")
+        return memoryview(self.__array__())

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "container without CAP_SYS_NICE, say), where numamap falls back")
     check.set_defaults(run=_check)
     bench = commands.add_parser("bench", help="numamap against plain numpy and the machine's "
-                                "limit, as ratios (medians of alternating rounds, with 95% intervals)")
+                                "limit, as ratios (medians of alternating rounds, with 95%% "
+                                "intervals)")
     bench.add_argument("--quick", action="store_true",
                        help="512 MiB arrays and fewer gathers: under a minute on a small machine")
     bench.add_argument("--size", default=None,
@@ -77,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also write the results as JSON to FILE ('-': JSON on stdout instead "
                             "of the table)")
     bench.add_argument("--plot", metavar="FILE.png", default=None,
-                       help="draw the ratios as a chart (needs matplotlib: pip install 'numamap[plot]', "
-                            "from a clone pip install -e '.[plot]')")
+                       help="draw the ratios as a chart (needs matplotlib: pip install "
+                            "'numamap[plot]', from a clone pip install -e '.[plot]')")
     bench.add_argument("--reserve-hugepages", action="store_true",
                        help="as root, grow the hugetlb pools for the fill and gather runs and shrink "
                             "them back after (by default nothing on the system is changed)")

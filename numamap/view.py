@@ -60,7 +60,7 @@ class _Account:
         self.blocks: tuple[tuple[int, int, int], ...] | None = None
 
 
-class View:
+class View(backend.MappedBuffer):
     """A mapped range of memory and an honest account of it.
 
     Views come from :meth:`Section.map`, and sit under every array numamap builds
@@ -108,6 +108,8 @@ class View:
         self.offset = offset
         self.reservation = reservation
         self._lock = threading.Lock()
+        # The buffer protocol (memoryview(view), np.frombuffer(view)) on every Python.
+        self._nm_set_buffer(address, size, access == "r", False)
 
     # -- the shared account: a View and every array made from it read and write the same one ----
     request = property(lambda self: self._account.request,
@@ -202,10 +204,16 @@ class View:
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
-        """Let go of the mapping. Arrays made from this view keep it mapped until they die."""
+        """Let go of the mapping. Arrays and memoryviews made from this view keep it mapped
+        until they die."""
         with self._lock:
             self._closed = True
-            self._mappings = ()
+            if not self._nm_exports:  # a memoryview still points into the mapping: keep it
+                self._set_closed_buffer()
+                self._mappings = ()
+
+    def _set_closed_buffer(self) -> None:
+        self._nm_set_buffer(0, 0, True, False)
 
     def __enter__(self) -> "View":
         return self
@@ -220,6 +228,8 @@ class View:
         clone = _ExportedView.__new__(_ExportedView)
         clone.__dict__.update(self.__dict__)  # the same mappings and the same account
         clone._lock = threading.Lock()
+        # numpy must take __array_interface__, so that arrays keep this View as .base
+        clone._nm_set_buffer(self._address, self.size, self.access == "r", True)
         return clone
 
     def __array__(self, dtype=None, copy=None):
@@ -228,9 +238,6 @@ class View:
                              "numamap.empty_like or np.array(np.asarray(view))")
         arr = np.asarray(self._export())
         return arr if dtype is None else arr.view(dtype)
-
-    def __buffer__(self, flags: int) -> memoryview:  # Python 3.12+ buffer protocol
-        return memoryview(self.__array__())
 
     def ndarray(self, shape, dtype=np.uint8, order: str = "C", offset: int = 0) -> np.ndarray:
         """An ndarray of ``shape`` and ``dtype`` over the view, starting ``offset`` bytes in.
@@ -279,11 +286,6 @@ class _ExportedView(View):
         """Mark the view closed. The array holding it as ``.base`` still uses the memory, so the
         mapping stays until that array dies."""
         self._closed = True
-
-    def __buffer__(self, flags: int) -> memoryview:
-        # On Python 3.12+ numpy tries the buffer protocol before __array_interface__; refusing it
-        # makes numpy take the interface, so arrays keep this View (not a memoryview) as .base.
-        raise BufferError("numamap views export their memory through __array_interface__")
 
     @property
     def __array_interface__(self) -> dict:

@@ -29,7 +29,7 @@ from fuzzing import DOCUMENTED, SHM_PREFIX, Broken, address_limit, expect, remov
 pytestmark = [pytest.mark.linux,
               pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork: runs in the host tier")]
 
-PROGRAMS = int(os.environ.get("NUMAMAP_FUZZ_PROGRAMS", "100"))
+PROGRAMS = int(os.environ.get("NUMAMAP_FUZZ_PROGRAMS", "80"))
 OPERATIONS = ["make", "make", "make", "make", "slice", "slice", "write", "write", "close_base",
               "close_view_of", "with_base", "close_section", "drop", "drop", "gc", "pickle",
               "deepcopy", "pickle_base", "pickle_section", "fork", "reserve_close"]

@@ -69,7 +69,8 @@ def test_notebook_has_no_metadata_that_changes_with_each_run(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_says_what_several_nodes_would_show(path):
-    text = " ".join("".join(c["source"]) for c in _load(path)["cells"] if c["cell_type"] == "markdown")
+    cells = _load(path)["cells"]
+    text = " ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     assert "several nodes" in text
 
 
