@@ -5,6 +5,7 @@ Used by the mapping layer (``View.ndarray``) and by the constructors above it.
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -32,12 +33,12 @@ def dimension(value, shape) -> int:
 
 def check_shape(shape) -> tuple[int, ...]:
     """``shape`` as a tuple of ints, by numpy's rules: integers only (``operator.index``)."""
-    if isinstance(shape, (str, bytes)):
-        raise TypeError(f"shape must be an int or a sequence of ints, not {type(shape).__name__}")
-    try:
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, np.ndarray)):
+        if isinstance(shape, (str, bytes, Iterable)):  # a set or a dict has no order numpy takes
+            raise TypeError(f"shape must be an int or a sequence of ints, not {type(shape).__name__}")
+        items = (shape,)  # a single dimension
+    else:
         items = tuple(shape)
-    except TypeError:  # a single dimension
-        items = (shape,)
     shape = tuple(dimension(value, shape) for value in items)
     if any(s < 0 for s in shape):
         raise ValueError(f"shape={shape} has a negative dimension")

@@ -16,7 +16,7 @@ def _info(args) -> int:
 
 def _selector_line() -> str:
     """Where each node selector points from this thread's CPU (docs/tiers.md)."""
-    from .selectors import SELECTORS, calling_cpu, resolve
+    from .node_selectors import SELECTORS, calling_cpu, resolve
 
     try:
         cpu = calling_cpu()[0]

@@ -244,7 +244,7 @@ class Policy:
         """This policy, or for node='local' entered on another node's CPU, that node's own."""
         if self._local is None:
             return self
-        from .selectors import resolve
+        from .node_selectors import resolve
 
         node = resolve("local").node
         if node == self.node:
@@ -332,7 +332,7 @@ def policy(node=None, *, page_size="auto", min_size=DEFAULT_MIN_SIZE, strict: bo
         The node for large allocations. None binds nothing: pages go where the kernel puts them
         (the first-touching thread's node), but large arrays still get their own mappings and
         huge pages. A selector ('local', 'fastest', 'nearest', 'slowest', 'largest': see
-        :mod:`numamap.selectors`) is resolved for the calling thread's CPU now; 'local' is
+        :mod:`numamap.node_selectors`) is resolved for the calling thread's CPU now; 'local' is
         resolved again in each thread that enters the block (or installs the policy), so one
         ``policy(node='local')`` used in :class:`~numamap.workers.NodePool` workers places each
         worker's arrays on its own node.

@@ -3,7 +3,7 @@
 Every entry point that takes node ids (constructors, ``Section.map``, ``policy()``,
 ``NodePool``, ``partitioned``, ``migrate``, Dask) checks them here, so the rules and the
 messages are the same everywhere. A node id may also be a selector ('local', 'fastest',
-'nearest', 'slowest', 'largest': see :mod:`numamap.selectors`), resolved here, for the calling
+'nearest', 'slowest', 'largest': see :mod:`numamap.node_selectors`), resolved here, for the calling
 thread's CPU, when the request is checked.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._backend import backend
-from .selectors import Choice, is_selector, resolve
+from .node_selectors import Choice, is_selector, resolve
 
 POLICIES = ("preferred", "bind", "interleave")
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import numamap
-from numamap import selectors
+from numamap import node_selectors as selectors
 from numamap._backend import backend
 from numamap._records import NodeFacts, TopologyFacts
 from numamap.request import check_request
-from numamap.selectors import SELECTORS, choose
+from numamap.node_selectors import SELECTORS, choose
 from numamap.testing.vm import current_topology
 from test_topology import make_tree
 

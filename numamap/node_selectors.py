@@ -185,7 +185,7 @@ def resolve(selector: str, *, name: str = "node") -> Choice:
     Examples
     --------
     >>> import numamap
-    >>> from numamap.selectors import resolve
+    >>> from numamap.node_selectors import resolve
     >>> resolve("local").node in numamap.topology().node_ids
     True
     """
