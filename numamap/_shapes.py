@@ -33,7 +33,9 @@ def dimension(value, shape) -> int:
 
 def check_shape(shape) -> tuple[int, ...]:
     """``shape`` as a tuple of ints, by numpy's rules: integers only (``operator.index``)."""
-    if isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, np.ndarray)):
+    if isinstance(shape, np.ndarray) and shape.ndim == 0:
+        items = (shape,)  # a 0-d integer array is one dimension, as numpy takes it
+    elif isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, np.ndarray)):
         if isinstance(shape, (str, bytes, Iterable)):  # a set or a dict has no order numpy takes
             raise TypeError(f"shape must be an int or a sequence of ints, not {type(shape).__name__}")
         items = (shape,)  # a single dimension

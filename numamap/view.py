@@ -6,6 +6,8 @@ ring buffers, partitioned blocks): it checks the request, maps, binds, populates
 from __future__ import annotations
 
 import html
+import math
+import operator
 import threading
 import weakref
 from dataclasses import dataclass
@@ -245,7 +247,8 @@ class View(backend.MappedBuffer):
         Its ``.base`` is a View sharing this one's mapping, so the array keeps the memory mapped.
         """
         shape, dtype = fold_subarray(check_shape(shape), check_dtype(dtype))
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow on absurd shapes
+        offset = operator.index(offset)
         if offset < 0 or offset + nbytes > self.size:
             raise ValueError(f"{nbytes} bytes at offset {offset} do not fit in this {self.size}-byte view")
         strides = None

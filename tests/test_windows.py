@@ -59,7 +59,7 @@ def _state(address):
 def test_the_windows_backend_imports_on_any_system_with_the_contract_names():
     for name in NAMES:
         assert hasattr(w, name), name
-    for name in NAMES[1:]:
+    for name in NAMES[2:]:  # after PLATFORM and MappedBuffer, which are not functions
         ours = inspect.signature(getattr(w, name))
         theirs = inspect.signature(getattr(Backend, name))
         assert list(ours.parameters) == list(theirs.parameters)[1:], name
