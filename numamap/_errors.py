@@ -125,6 +125,10 @@ WINERROR_DEFAULTS = {87: ValueError, 8: MemoryError, 14: MemoryError, 1455: Memo
 
 _warned_once: set[str] = set()
 
+#: The condition of a container (seccomp, no CAP_SYS_NICE) refusing NUMA calls: placement refused
+#: and placement unreadable are one story, told once per process.
+NUMA_REFUSED = "the kernel refuses NUMA calls"
+
 
 def warn_fallback(message: str, *, once: str | None = None) -> None:
     """Warn with FallbackWarning at the first caller outside numamap, however deep the call.

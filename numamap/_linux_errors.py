@@ -9,13 +9,17 @@ import os
 from ._errors import CONTAINER_HINT, ERRNO_DEFAULTS, ErrorTable, Rule
 
 
+MOVE_PAGES_HINT = ("the kernel refused move_pages (EPERM), so numamap cannot read where pages are: "
+                   "container seccomp profiles refuse it, Docker's default even with CAP_SYS_NICE "
+                   "and Podman's default always; run with a seccomp profile that allows "
+                   "move_pages (see docs/containers.md)")
 _OUT_OF_MEMORY = "the node or huge-page pool ran out of memory"
 RULES = {
     ("mbind", errno.EPERM): Rule(PermissionError, CONTAINER_HINT),
     ("mbind", errno.EINVAL): Rule(ValueError, "the nodes may be outside this process's cpuset "
                                               "(see Mems_allowed_list in /proc/self/status)"),
     ("mbind", errno.EIO): Rule(OSError, "some pages could not be moved: they may be pinned or shared"),
-    ("move_pages", errno.EPERM): Rule(PermissionError, CONTAINER_HINT),
+    ("move_pages", errno.EPERM): Rule(PermissionError, MOVE_PAGES_HINT),
     ("populate", errno.ENOMEM): Rule(MemoryError, _OUT_OF_MEMORY),
     ("populate", errno.EFAULT): Rule(MemoryError, _OUT_OF_MEMORY),
     ("populate", getattr(errno, "EHWPOISON", 133)): Rule(MemoryError, _OUT_OF_MEMORY),

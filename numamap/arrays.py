@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import math
+import errno
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._backend import backend
+from ._errors import FallbackError
 from ._shapes import check_dtype, check_shape, fold_subarray
 from ._units import MAX_BYTES, format_bytes, parse_page_size
 from .placement import Placement, query
@@ -27,8 +29,26 @@ def _nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return nbytes
 
 
+_PLACEMENT = ("node", "policy", "nodes", "page_size", "populate", "strict")
+
+
+def _check_numpy_keywords(function: str, like, device, placement: dict) -> None:
+    """numpy 2's ``like=`` (NEP 35) and ``device=``, and no keyword numamap doesn't know, with
+    errors that name the function the user called."""
+    unknown = sorted(set(placement) - set(_PLACEMENT))
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    if like is not None and not isinstance(like, np.ndarray):
+        raise TypeError(f"{function}(like=...) takes a numpy array or None: numamap makes numpy "
+                        f"arrays, not {type(like).__name__}")
+    if device not in (None, "cpu"):
+        raise ValueError(f"{function}(device={device!r}): numamap arrays live in CPU memory; "
+                         "pass device='cpu' or leave it out")
+
+
 def empty(shape, dtype=float, order: str = "C", *, node=None, policy: str = "preferred", nodes=None,
-          page_size="auto", populate: bool = False, strict: bool = False) -> np.ndarray:
+          page_size="auto", populate: bool = False, strict: bool = False, like=None,
+          device=None) -> np.ndarray:
     """An uninitialised array on node-placed memory (freshly mapped memory reads as zeros).
 
     Parameters
@@ -53,6 +73,10 @@ def empty(shape, dtype=float, order: str = "C", *, node=None, policy: str = "pre
         Fault every page in now and verify its node.
     strict : bool
         Raise instead of falling back when a node or page size cannot be honoured.
+    like : numpy.ndarray, optional
+        As in numpy (NEP 35): numamap makes numpy arrays, so only a numpy array or None.
+    device : {'cpu', None}
+        As in numpy 2: the arrays live in CPU memory.
 
     Returns
     -------
@@ -66,6 +90,7 @@ def empty(shape, dtype=float, order: str = "C", *, node=None, policy: str = "pre
     >>> a.shape, a.base.node, a.base.verified
     ((2, 3), 0, True)
     """
+    _check_numpy_keywords("empty", like, device, {})
     dtype = check_dtype(dtype)
     shape, dtype = fold_subarray(check_shape(shape), dtype)
     if order not in ("C", "F"):
@@ -76,13 +101,20 @@ def empty(shape, dtype=float, order: str = "C", *, node=None, policy: str = "pre
     return view.ndarray(shape, dtype, order)
 
 
-def zeros(shape, dtype=float, order: str = "C", **placement) -> np.ndarray:
+def zeros(shape, dtype=float, order: str = "C", *, like=None, device=None, **placement) -> np.ndarray:
     """Like :func:`empty`, filled with zeros (new mappings are zeroed by the kernel: no pass)."""
+    _check_numpy_keywords("zeros", like, device, placement)
     return empty(shape, dtype, order, **placement)
 
 
-def full(shape, fill_value, dtype=None, order: str = "C", **placement) -> np.ndarray:
+def full(shape, fill_value, dtype=None, order: str = "C", *, like=None, device=None,
+         **placement) -> np.ndarray:
     """Like :func:`empty`, filled with ``fill_value``."""
+    _check_numpy_keywords("full", like, device, placement)
+    return _filled(shape, fill_value, dtype, order, placement)
+
+
+def _filled(shape, fill_value, dtype, order, placement) -> np.ndarray:
     if dtype is None:
         dtype = np.array(fill_value).dtype
     arr = empty(shape, dtype, order, **placement)
@@ -90,9 +122,10 @@ def full(shape, fill_value, dtype=None, order: str = "C", **placement) -> np.nda
     return arr
 
 
-def ones(shape, dtype=float, order: str = "C", **placement) -> np.ndarray:
+def ones(shape, dtype=float, order: str = "C", *, like=None, device=None, **placement) -> np.ndarray:
     """Like :func:`empty`, filled with ones."""
-    return full(shape, 1, dtype, order, **placement)
+    _check_numpy_keywords("ones", like, device, placement)
+    return _filled(shape, 1, dtype, order, placement)
 
 
 def _like(a, dtype, order, shape):
@@ -106,25 +139,31 @@ def _like(a, dtype, order, shape):
     return (a.shape if shape is None else shape), dtype, order
 
 
-def empty_like(a, dtype=None, order: str = "K", *, shape=None, **placement) -> np.ndarray:
+def empty_like(a, dtype=None, order: str = "K", *, shape=None, device=None, **placement) -> np.ndarray:
     """:func:`empty` with the shape and dtype of ``a``."""
+    _check_numpy_keywords("empty_like", None, device, placement)
     return empty(*_like(a, dtype, order, shape), **placement)
 
 
-def zeros_like(a, dtype=None, order: str = "K", *, shape=None, **placement) -> np.ndarray:
+def zeros_like(a, dtype=None, order: str = "K", *, shape=None, device=None, **placement) -> np.ndarray:
     """:func:`zeros` with the shape and dtype of ``a``."""
-    return zeros(*_like(a, dtype, order, shape), **placement)
+    _check_numpy_keywords("zeros_like", None, device, placement)
+    return empty(*_like(a, dtype, order, shape), **placement)
 
 
-def ones_like(a, dtype=None, order: str = "K", *, shape=None, **placement) -> np.ndarray:
+def ones_like(a, dtype=None, order: str = "K", *, shape=None, device=None, **placement) -> np.ndarray:
     """:func:`ones` with the shape and dtype of ``a``."""
-    return ones(*_like(a, dtype, order, shape), **placement)
-
-
-def full_like(a, fill_value, dtype=None, order: str = "K", *, shape=None, **placement) -> np.ndarray:
-    """:func:`full` with the shape and dtype of ``a``."""
+    _check_numpy_keywords("ones_like", None, device, placement)
     shape, dtype, order = _like(a, dtype, order, shape)
-    return full(shape, fill_value, dtype, order, **placement)
+    return _filled(shape, 1, dtype, order, placement)
+
+
+def full_like(a, fill_value, dtype=None, order: str = "K", *, shape=None, device=None,
+              **placement) -> np.ndarray:
+    """:func:`full` with the shape and dtype of ``a``."""
+    _check_numpy_keywords("full_like", None, device, placement)
+    shape, dtype, order = _like(a, dtype, order, shape)
+    return _filled(shape, fill_value, dtype, order, placement)
 
 
 #: Migrating goes this many bytes at a time, so long work can show progress.
@@ -154,14 +193,21 @@ def _array_range(arr: np.ndarray) -> tuple[int, int]:
     return low, high + arr.itemsize - low
 
 
-def where(obj) -> Placement:
+def where(obj, *, strict: bool = False) -> Placement:
     """Where the pages of a View or an ndarray (numamap's or not) are now.
+
+    Parameters
+    ----------
+    obj : numamap.View or numpy.ndarray
+    strict : bool
+        Raise FallbackError when the system refuses to say (a container refusing move_pages)
+        instead of returning a Placement whose nodes are all unknown, with its ``reason``.
 
     Returns
     -------
     Placement
-        The node of every page (-1 untouched), bytes per node, bytes per page size, and
-        ``fraction_on(node)``.
+        The node of every page (-1 untouched or unknown), bytes per node, bytes per page size,
+        ``fraction_on(node)``, and ``reason`` when placement could not be read.
 
     Examples
     --------
@@ -171,13 +217,17 @@ def where(obj) -> Placement:
     1.0
     """
     if isinstance(obj, View):
-        return obj.where()
-    if not isinstance(obj, np.ndarray):
+        found = obj.where()
+    elif isinstance(obj, np.ndarray):
+        view = view_of(obj)
+        page = view.page_size if view is not None else backend.base_page_size()
+        address, size = _array_range(obj)
+        found = query(address, size, page)
+    else:
         raise TypeError(f"where() takes a numamap View or a numpy array, not {type(obj).__name__}")
-    view = view_of(obj)
-    page = view.page_size if view is not None else backend.base_page_size()
-    address, size = _array_range(obj)
-    return query(address, size, page)
+    if strict and found.reason:
+        raise FallbackError(errno.EPERM, found.reason)
+    return found
 
 
 @dataclass(frozen=True)
@@ -210,6 +260,8 @@ def migrate(arr: np.ndarray, node: int) -> Migration:
                         "use numamap.asarray(a, node=...) to copy other arrays onto a node")
     request = check_request(node, "bind", None)
     before = view.where()
+    if before.reason:  # nothing is moved that could not be checked afterwards
+        raise PermissionError(errno.EPERM, f"migrate cannot move pages it cannot see: {before.reason}")
     length = -(-view.size // view.page_size) * view.page_size
     step = max(MIGRATE_STEP - MIGRATE_STEP % view.page_size, view.page_size)
     with Progress(length, f"migrating {format_bytes(length)} to node {request.nodes[0]}") as bar:
@@ -220,6 +272,16 @@ def migrate(arr: np.ndarray, node: int) -> Migration:
     view.verify()
     after = view.where()
     return Migration(request.nodes[0], before, after)
+
+
+def _placed_on(a: np.ndarray, view: View, node: int) -> bool:
+    """Whether ``a``'s pages are on ``node``: every touched one, and the untouched ones by the
+    view's own request (they will land on ``node`` when touched)."""
+    nodes = where(a).nodes
+    touched = nodes >= 0
+    if not touched.all() and view.nodes != (node,):
+        return False
+    return bool((nodes[touched] == node).all())
 
 
 def _already_fits(a: np.ndarray, view: View, order: str, placement: dict) -> bool:
@@ -236,13 +298,15 @@ def _already_fits(a: np.ndarray, view: View, order: str, placement: dict) -> boo
     return True
 
 
-def asarray(a, dtype=None, order: str = "K", *, node: int, **placement) -> np.ndarray:
+def asarray(a, dtype=None, order: str = "K", *, node: int, copy: bool | None = None,
+            device=None, **placement) -> np.ndarray:
     """``a`` as an array on ``node``: ``a`` itself when it already is what was asked, else a copy.
 
-    ``a`` itself comes back only when all its pages are on ``node`` and it meets every other
-    request: ``dtype``, ``order`` ('C' or 'F' contiguity), an explicit ``page_size``, and
-    ``policy``/``nodes`` when given. ``populate=True`` is met by such an array, since all its
-    pages are there. Anything else copies onto new memory, placed as the keywords say.
+    ``a`` itself comes back when it is a numamap array on ``node`` (every touched page there,
+    and untouched pages asked for there, so a fresh ``zeros(..., node=node)`` qualifies) and it
+    meets every other request: ``dtype``, ``order`` ('C' or 'F' contiguity), an explicit
+    ``page_size``, and ``policy``/``nodes`` when given. Anything else copies onto new memory,
+    placed as the keywords say.
 
     Parameters
     ----------
@@ -250,6 +314,10 @@ def asarray(a, dtype=None, order: str = "K", *, node: int, **placement) -> np.nd
     dtype : data-type, optional
     order : {'K', 'A', 'C', 'F'}
     node : int
+    copy : bool, optional
+        As in numpy 2: None copies only when needed, True always copies, False never does
+        (ValueError when a copy would be needed).
+    device : {'cpu', None}
     **placement
         ``policy``, ``nodes``, ``page_size``, ``populate`` and ``strict``, as for :func:`empty`.
 
@@ -260,11 +328,17 @@ def asarray(a, dtype=None, order: str = "K", *, node: int, **placement) -> np.nd
     >>> b.base.node
     0
     """
-    if isinstance(a, np.ndarray) and (dtype is None or np.dtype(dtype) == a.dtype):
+    _check_numpy_keywords("asarray", None, device, {"node": node, **placement})
+    if copy not in (None, True, False):
+        raise ValueError(f"copy={copy!r} must be True, False or None")
+    if copy is not True and isinstance(a, np.ndarray) and (dtype is None or np.dtype(dtype) == a.dtype):
         view = view_of(a)
         if (view is not None and a.size and _already_fits(a, view, order, placement)
-                and where(a).fraction_on(node) == 1.0):
+                and _placed_on(a, view, node)):
             return a
+    if copy is False:
+        raise ValueError(f"asarray(copy=False): the array is not already on node {node} as asked, "
+                         "so it would have to be copied; pass copy=None to allow that")
     source = np.asarray(a, dtype=dtype)
     out = empty_like(source, order=order, node=node, **placement)
     np.copyto(out, source)

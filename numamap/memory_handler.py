@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._backend import backend
-from ._errors import CONTAINER_HINT, FallbackError, warn_fallback
+from ._errors import CONTAINER_HINT, NUMA_REFUSED, FallbackError, warn_fallback
 from ._records import BlockInfo, HandlerConfig
 from ._units import MiB, format_bytes, page_size_name, parse_page_size, parse_size
 
@@ -234,7 +234,7 @@ class Policy:
                                         f"{why}{hint}")
                 self.fallback = (f"{why}; numpy's blocks get the kernel's default placement"
                                  + (f" ({CONTAINER_HINT})" if refused else ""))
-                warn_fallback(self.fallback, once="placement refused" if refused else None)
+                warn_fallback(self.fallback, once=NUMA_REFUSED if refused else None)
                 self.name += "_unplaced"
                 capsule = backend.handler_new(config._replace(node=-1, name=self.name))
         self._capsule = capsule  # what numpy and every array it allocates hold

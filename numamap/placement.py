@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._backend import backend
-from ._errors import warn_fallback
+from ._errors import NUMA_REFUSED, warn_fallback
 from ._units import format_bytes, page_size_name
 
 
@@ -103,7 +103,7 @@ def query(address: int, size: int, page_size: int) -> Placement:
         nodes = backend.page_nodes(start, span, page_size)
     except PermissionError as exc:
         reason = f"placement unknown: {exc}"
-        warn_fallback(reason, once="placement unreadable")
+        warn_fallback(reason, once=NUMA_REFUSED)
         return Placement(address, size, page_size, np.full(span // page_size, -1, np.int32),
                          _whole_pages(backend.page_size_breakdown(start, span), start, span,
                                       np.full(span // page_size, -1, np.int32), page_size), reason)

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import placement as _placement
 from ._backend import backend
-from ._errors import FallbackError, warn_fallback
+from ._errors import NUMA_REFUSED, FallbackError, warn_fallback
 from ._shapes import check_dtype, check_shape, fold_subarray
 from ._units import format_bytes, page_size_name
 from .plan import MachineFacts, MappingPlan, plan_mapping
@@ -163,7 +163,7 @@ class View(backend.MappedBuffer):
             found = backend.page_nodes(start, self.address + self.size - start, self.page_size)
         except PermissionError as exc:
             self._account.unknown = f"placement unknown: {exc}"
-            warn_fallback(self._account.unknown, once="placement unreadable")
+            warn_fallback(self._account.unknown, once=NUMA_REFUSED)
             self.verified = None
             return None
         touched = found >= 0
@@ -363,7 +363,7 @@ def _carry_out(plan: MappingPlan, *, section, offset: int, access: str, address:
                 if strict:
                     raise FallbackError(exc.errno, message) from None
                 fallback = "; ".join(filter(None, (fallback, message)))
-                warn_fallback(message, once="placement refused")
+                warn_fallback(message, once=NUMA_REFUSED)
         if plan.populate:
             _populate(got, length, plan.page_size, request)
     except BaseException:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._backend import backend
-from ._errors import FallbackError, warn_fallback
+from ._errors import NUMA_REFUSED, FallbackError, warn_fallback
 from ._units import format_bytes
 from .memory_handler import policy as node_policy
 from .numa_topology import topology
@@ -165,6 +165,8 @@ class NodePool:
                     fallbacks.append(f"no NEP 49 policy in the threads: {exc}")
                     break
                 except FallbackError as exc:
+                    if kwargs.get("strict"):  # the caller asked for placement or an error
+                        raise
                     if exc.errno not in (errno.EPERM, errno.EACCES):  # not a container's refusal
                         self._policies[n] = node_policy(n, **kwargs)
                         continue
@@ -173,7 +175,7 @@ class NodePool:
                                "left to first touch by the pinned threads, which still lands on "
                                "their own node")
                     fallbacks.append(message)
-                    warn_fallback(message, once="placement refused")
+                    warn_fallback(message, once=NUMA_REFUSED)
                     break
         self._fallbacks = fallbacks
         self._lock = threading.Lock()

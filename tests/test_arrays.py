@@ -172,3 +172,49 @@ def test_untouched_thp_array_reports_no_huge_pages():
         assert numamap.where(fresh).page_sizes == {2 << 20: 8 << 20}
     else:
         assert numamap.where(fresh).page_sizes.get(2 << 20, 0) == 0
+
+
+# -- numpy's conventions (issue: user experience) -------------------------------------------------
+
+def test_like_and_device_follow_numpy_2():
+    x = np.ones(3)
+    assert numamap.zeros((3, 4), like=x).shape == (3, 4)
+    assert numamap.ones(2, device="cpu").tolist() == [1.0, 1.0]
+    assert numamap.full_like(x, 2, device="cpu").tolist() == [2.0, 2.0, 2.0]
+    with pytest.raises(TypeError, match=r"^zeros\(like=\.\.\.\) takes a numpy array"):
+        numamap.zeros(3, like=[1, 2])
+    with pytest.raises(ValueError, match=r"^ones\(device='cuda'\)"):
+        numamap.ones(3, device="cuda")
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: numamap.zeros(3, colour=1), "zeros"), (lambda: numamap.ones(3, colour=1), "ones"),
+    (lambda: numamap.full(3, 1, colour=1), "full"), (lambda: numamap.ones_like(np.ones(2), colour=1), "ones_like"),
+])
+def test_errors_name_the_function_called(call, name):
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'colour'"):
+        call()
+
+
+@pytest.mark.numa_calls
+def test_asarray_returns_an_untouched_array_already_on_the_node():
+    z = numamap.zeros(1 << 20, node=0)
+    assert numamap.asarray(z, node=0) is z
+    assert numamap.asarray(z, node=0, copy=True) is not z
+    with pytest.raises(ValueError, match="copy=False"):
+        numamap.asarray(np.ones(3), node=0, copy=False)
+    assert numamap.asarray(z, node=0, copy=False) is z
+
+
+@pytest.mark.numa_calls
+def test_copies_made_inside_a_policy_are_placed():
+    import copy
+    import pickle
+
+    a = numamap.ones(1 << 18, node=0)
+    with numamap.policy(0, min_size=0):
+        b = copy.deepcopy(a)
+    assert numamap.handler_name(b) == "numamap_node0" and (b == 1).all()
+    c = pickle.loads(pickle.dumps(a))  # numpy keeps the pickled bytes: placed by asarray only
+    placed = numamap.asarray(c, node=0)
+    assert placed is not c and numamap.view_of(placed).node == 0 and (placed == 1).all()
