@@ -410,7 +410,10 @@ class MappedBuffer:
     """View's base class on Windows: the buffer protocol through ``__buffer__`` (Python 3.12+).
 
     The memoryview comes from the array numpy builds over the View (``__array__``), so it keeps
-    the mapping alive however long it lives; ``_nm_exports`` is therefore always 0.
+    the mapping alive however long it lives; ``_nm_exports`` is therefore always 0. Python hands
+    numpy such a buffer through a wrapper object of its own, so an array made by
+    ``np.asarray(view)`` here does not lead back to the View through ``.base`` (``view_of``
+    finds nothing); ``view.ndarray(...)`` arrays do.
     """
 
     _nm_refuse = False
@@ -422,4 +425,6 @@ class MappedBuffer:
     def __buffer__(self, flags: int) -> memoryview:
         if self._nm_refuse:
             raise BufferError("numamap array views export their memory through __array_interface__")
+        if getattr(self, "closed", False):
+            raise BufferError("this numamap view maps no memory (closed)")
         return memoryview(self.__array__())

@@ -11,6 +11,7 @@ from ._errors import FallbackWarning
 from ._units import MiB, format_bytes, page_size_name
 from .arrays import empty, where
 from .numa_topology import Topology, topology
+from .progress import Progress
 
 
 @dataclass(frozen=True)
@@ -93,42 +94,11 @@ def run_check(topo: Topology | None = None, refusals: list[Finding] | None = Non
     refusals = findings() if refusals is None else refusals
     refused = bool(refusals)
     results = []
-    for node, kind, skip in _cases(topo):
-        if skip:
-            results.append(CheckResult(node, kind, None, skip))
-            continue
-        try:
-            page = kind
-            nbytes = 8 * MiB if kind in ("4K", "auto") else (1 << 30 if kind == "1G" else 4 * MiB)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FallbackWarning)  # a finding says why, once
-                arr = empty(nbytes, dtype="u1", node=node, policy="bind", page_size=page,
-                            populate=True, strict=not refused)
-                arr[::4096] = 1
-                found = where(arr)
-            view = arr.base
-            if refused and (view.fallback or not found.known):
-                if kind != "auto" and found.page_sizes.get(view.page_size, 0) < nbytes:
-                    results.append(CheckResult(node, kind, False, f"pages are not {kind}: {found.page_sizes}"))
-                else:
-                    results.append(CheckResult(node, kind, None, f"placement not checked (see the findings); "
-                                               f"{format_bytes(nbytes)} allocated and touched in "
-                                               f"{page_size_name(view.page_size)} pages"))
-                continue
-            on_node = found.fraction_on(node)
-            if on_node != 1.0:
-                results.append(CheckResult(node, kind, False, f"only {on_node:.1%} of pages on node {node}: {found!r}"))
-                continue
-            if kind != "auto" and found.page_sizes.get(view.page_size, 0) < nbytes:
-                results.append(CheckResult(node, kind, False, f"pages are not {kind}: {found.page_sizes}"))
-                continue
-            detail = f"{format_bytes(nbytes)} 100% on node {node}; {view.summary()}"
-            if kind == "auto":
-                detail = f"{format_bytes(found.page_sizes.get(2 * MiB, 0))} of {format_bytes(nbytes)} in 2M pages; " + detail
-            results.append(CheckResult(node, kind, True, detail))
-            del arr, view
-        except (OSError, MemoryError, ValueError) as exc:
-            results.append(CheckResult(node, kind, False, f"{type(exc).__name__}: {exc}"))
+    cases = list(_cases(topo))
+    with Progress(len(cases), "checking every node and page size", unit="cases") as bar:
+        for node, kind, skip in cases:
+            results.append(_check_case(node, kind, skip, refused))
+            bar.advance(1)
     if not any(r.passed is True for r in results) and not (refused and results):
         # A check that verified nothing must not pass: no node with memory, or every case skipped.
         memory = [n.id for n in topo.nodes if n.has_memory]
@@ -137,6 +107,37 @@ def run_check(topo: Topology | None = None, refusals: list[Finding] | None = Non
         results.append(CheckResult(memory[0] if memory else -1, "-", False,
                                    f"nothing was checked: {why}"))
     return results
+
+
+def _check_case(node: int, kind: str, skip: str | None, refused: bool) -> CheckResult:
+    """One row: allocate, touch and verify on ``node`` in ``kind`` pages."""
+    if skip:
+        return CheckResult(node, kind, None, skip)
+    nbytes = 8 * MiB if kind in ("4K", "auto") else (1 << 30 if kind == "1G" else 4 * MiB)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FallbackWarning)  # a finding says why, once
+            arr = empty(nbytes, dtype="u1", node=node, policy="bind", page_size=kind,
+                        populate=True, strict=not refused)
+            arr[::4096] = 1
+            found = where(arr)
+    except (OSError, MemoryError, ValueError) as exc:
+        return CheckResult(node, kind, False, f"{type(exc).__name__}: {exc}")
+    view = arr.base
+    right_pages = kind == "auto" or found.page_sizes.get(view.page_size, 0) >= nbytes
+    if not right_pages:
+        return CheckResult(node, kind, False, f"pages are not {kind}: {found.page_sizes}")
+    if refused and (view.fallback or not found.known):
+        return CheckResult(node, kind, None, f"placement not checked (see the findings); "
+                           f"{format_bytes(nbytes)} allocated and touched in "
+                           f"{page_size_name(view.page_size)} pages")
+    on_node = found.fraction_on(node)
+    if on_node != 1.0:
+        return CheckResult(node, kind, False, f"only {on_node:.1%} of pages on node {node}: {found!r}")
+    detail = f"{format_bytes(nbytes)} 100% on node {node}; {view.summary()}"
+    if kind == "auto":
+        detail = f"{format_bytes(found.page_sizes.get(2 * MiB, 0))} of {format_bytes(nbytes)} in 2M pages; " + detail
+    return CheckResult(node, kind, True, detail)
 
 
 def format_results(results: list[CheckResult]) -> str:

@@ -263,7 +263,8 @@ def test_every_entry_point_takes_a_selector(selector):
         assert view.node == expected and selector in view.summary()
     b = numamap.empty(1 << 12, policy="bind", nodes=[selector])
     assert b.base.nodes == (expected,) and b.base.request.selector == selector
-    assert numamap.migrate(a, selector).node == expected
+    if numamap.PLATFORM == "linux":  # Windows cannot move pages (NotImplementedError, documented)
+        assert numamap.migrate(a, selector).node == expected
     assert a.base.request.selector == selector
     p = numamap.partitioned((4096, 2), nodes=[selector])
     assert [n for n, _ in numamap.blocks(p)] == [expected]
