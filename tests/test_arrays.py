@@ -207,6 +207,7 @@ def test_asarray_returns_an_untouched_array_already_on_the_node():
 
 
 @pytest.mark.numa_calls
+@pytest.mark.linux  # numamap.policy() is Linux-only for now
 def test_copies_made_inside_a_policy_are_placed():
     import copy
     import pickle
