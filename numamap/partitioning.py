@@ -135,9 +135,11 @@ def partitioned(shape, dtype=float, *, nodes=None, axis: int = 0, weights=None, 
             continue
         start = start_row * row_bytes
         end = total if start_row + count == rows else (start_row + count) * row_bytes
+        # Filling touches every page: populating first checks the nodes can back them, so a
+        # fill too big is a MemoryError here rather than the OOM killer halfway through.
         views.append(map_memory(end - start, node=node, policy="bind", page_size=block_page,
-                                populate=populate, address=reservation.address + start, strict=strict,
-                                hugetlb=huge is not None))
+                                populate=populate or fill is not None, address=reservation.address + start,
+                                strict=strict, hugetlb=huge is not None))
         layout.append((node, start, end))
         start_row += count
     if not views:  # no bytes: still one mapping, so the array has a View like any other

@@ -257,3 +257,14 @@ def test_leaving_nested_policies_out_of_order_raises_and_changes_nothing():
     assert numamap.handler_name() == before
     with pytest.raises(RuntimeError, match="not entered"):
         outer.__exit__(None, None, None)
+
+
+def test_a_fill_too_big_for_the_nodes_is_a_memory_error_before_touching(monkeypatch):
+    """partitioned(fill=...) writes every page: it checks the nodes can back them first."""
+    from numamap import _backend
+
+    monkeypatch.setattr(_backend, "node_memory_free", lambda node, root="/": 1 << 20)
+    with pytest.raises(MemoryError, match="bound to nodes"):
+        numamap.partitioned(64 << 20, dtype="u1", fill=1, page_size="4K")
+    a = numamap.partitioned(64 << 20, dtype="u1", page_size="4K")  # no fill: nothing touched
+    assert a.nbytes == 64 << 20
