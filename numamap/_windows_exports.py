@@ -194,8 +194,10 @@ def last_error() -> int:
 
 def describe(code: int) -> str:
     """The system's message for Windows error ``code``."""
-    getwinerror = getattr(ffi, "getwinerror", None)  # cffi has it on Windows only
-    return getwinerror(code)[1] if getwinerror else f"Windows error {code}"
+    try:  # cffi reads the system's message on Windows only (elsewhere AttributeError)
+        return ffi.getwinerror(code)[1]
+    except AttributeError:
+        return f"Windows error {code}"
 
 
 @functools.lru_cache(maxsize=None)
