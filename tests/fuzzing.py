@@ -13,6 +13,7 @@ import select
 import signal
 import sys
 import tempfile
+import traceback
 import warnings
 
 import numpy as np
@@ -182,3 +183,18 @@ class Findings:
         lines = [f"{len(self.problems)} distinct problems in {self.calls} calls:"]
         lines += [f"- [{self.counts[key]}x] {text}\n    {call}" for key, (call, text) in self.problems.items()]
         return "\n".join(lines)
+
+
+def in_child(body) -> int:
+    """Run ``body`` in a forked child; its wait status (exit 0 when ``body`` returned)."""
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            body()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1]

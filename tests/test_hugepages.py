@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+from fuzzing import in_child
 import numamap
 
 pytestmark = pytest.mark.linux
@@ -113,25 +114,13 @@ def _pool_sized_array(hugepage_pool) -> np.ndarray:
     return a
 
 
-def _child_status(body) -> int:
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        code = 1
-        try:
-            body()
-            code = 0
-        finally:
-            os._exit(code)
-    return os.waitpid(pid, 0)[1]
-
-
 def test_a_forked_child_writes_a_hugetlb_array_with_the_pool_empty(hugepage_pool):
     a = _pool_sized_array(hugepage_pool)
 
     def write():
         a[::4096] = 2
 
-    status = _child_status(write)
+    status = in_child(write)
     assert not os.WIFSIGNALED(status), f"the child died of {signal.Signals(os.WTERMSIG(status)).name}"
     assert os.WEXITSTATUS(status) == 0
     # documented: anonymous hugetlb arrays are shared with forked children, never copied
@@ -168,7 +157,7 @@ def test_partitioned_hugetlb_blocks_survive_a_forked_writer(hugepage_pool):
     def write():
         a[::4096] = 5
 
-    status = _child_status(write)
+    status = in_child(write)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert (a[::4096] == 5).all()
     del a

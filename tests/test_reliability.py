@@ -7,12 +7,12 @@ import pickle
 import shutil
 import signal
 import tempfile
-import traceback
 import uuid
 
 import numpy as np
 import pytest
 
+from fuzzing import in_child
 import numamap
 
 G = numamap.allocation_granularity()
@@ -21,21 +21,6 @@ linux = pytest.mark.linux
 
 def _unique_name() -> str:
     return f"test-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-
-
-def _in_child(body) -> int:
-    """Run ``body`` in a forked child; its wait status (exit 0 when ``body`` returned)."""
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        code = 1
-        try:
-            body()
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    return os.waitpid(pid, 0)[1]
 
 
 def _describe(status: int) -> str:
@@ -175,7 +160,7 @@ def test_a_user_who_can_only_read_a_file_maps_it_copy_on_write():
                 arr[:2] = [7, 7]  # private to this view
                 assert arr[:3].tolist() == [7, 7, 1]
 
-        status = _in_child(body)
+        status = in_child(body)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, _describe(status)
         with open(path, "rb") as handle:
             assert handle.read(3) == b"\x01\x01\x01"  # the file never changed

@@ -147,7 +147,7 @@ def test_where_of_no_bytes_reports_no_pages(arr):
     assert numamap.where(empty).page_sizes == {} and numamap.where(empty[:0]).bytes_per_node == {}
 
 
-def _whole_pages(placement, expected_total):
+def assert_whole_pages(placement, expected_total):
     sizes = placement.page_sizes
     assert all(count % size == 0 for size, count in sizes.items()), sizes
     assert sum(sizes.values()) == expected_total, sizes
@@ -155,21 +155,21 @@ def _whole_pages(placement, expected_total):
 
 @pytest.mark.numa_calls
 @linux
-def test_where_of_a_policy_block_counts_whole_pages():
+def test_where_of_a_policy_block_countsassert_whole_pages():
     with numamap.policy(0):
         a = np.ones(1 << 20)  # an 8 MiB block, THP asked for where THP is on
-    _whole_pages(numamap.where(a), a.nbytes)
-    _whole_pages(numamap.where(a[1:-1]), a.nbytes)  # partial first and last pages count whole
-    _whole_pages(numamap.where(a[100:1000]), 2 * G if 100 * 8 // G != 1000 * 8 // G else G)
+    assert_whole_pages(numamap.where(a), a.nbytes)
+    assert_whole_pages(numamap.where(a[1:-1]), a.nbytes)  # partial first and last pages count whole
+    assert_whole_pages(numamap.where(a[100:1000]), 2 * G if 100 * 8 // G != 1000 * 8 // G else G)
 
 
 @pytest.mark.numa_calls
-def test_where_of_unaligned_ranges_counts_whole_pages():
+def test_where_of_unaligned_ranges_countsassert_whole_pages():
     P = numamap._backend.base_page_size()  # where() counts pages, not allocation granules
     a = numamap.ones(5 * P + 100, dtype="u1", node=0, page_size="4K")
-    _whole_pages(numamap.where(a), 6 * P)
-    _whole_pages(numamap.where(a[P // 2:P // 2 + 10]), P)
-    _whole_pages(numamap.where(a[P - 5:P + 5]), 2 * P)
+    assert_whole_pages(numamap.where(a), 6 * P)
+    assert_whole_pages(numamap.where(a[P // 2:P // 2 + 10]), P)
+    assert_whole_pages(numamap.where(a[P - 5:P + 5]), 2 * P)
 
 
 # -- item 18: blocks() of rows without bytes --------------------------------------------------------
