@@ -11,7 +11,7 @@ from ._backend import backend
 from ._errors import FallbackError
 from ._shapes import check_dtype, check_shape, fold_subarray
 from ._units import MAX_BYTES, format_bytes, parse_page_size
-from .placement import Placement, query
+from .placement import Placement, page_nodes, query
 from .progress import Progress, in_steps
 from .request import check_request
 from .view import View, map_memory
@@ -277,7 +277,8 @@ def migrate(arr: np.ndarray, node: int) -> Migration:
 def _placed_on(a: np.ndarray, view: View, node: int) -> bool:
     """Whether ``a``'s pages are on ``node``: every touched one, and the untouched ones by the
     view's own request (they will land on ``node`` when touched)."""
-    nodes = where(a).nodes
+    address, size = _array_range(a)
+    nodes = page_nodes(address, size, view.page_size)[1]  # move_pages only: no smaps on this path
     touched = nodes >= 0
     if not touched.all() and view.nodes != (node,):
         return False

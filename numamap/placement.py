@@ -88,27 +88,37 @@ class Placement:
                 "<table><tr><th>page size</th><th>bytes</th></tr>" + sizes + "</table>")
 
 
+def page_nodes(address: int, size: int, page_size: int) -> tuple[int, np.ndarray, str | None]:
+    """The node of each whole ``page_size`` page holding ``[address, address + size)``.
+
+    Returns the first page's address, the nodes (-1: untouched or unknown) and, when the
+    system refused to say (move_pages refused in a container), why; that is warned about once
+    per process. Only move_pages is asked: verification needs nothing else.
+    """
+    start = address - address % page_size
+    end = -(-(address + size) // page_size) * page_size if size > 0 else start
+    if end == start:
+        return start, np.empty(0, np.int32), None
+    try:
+        return start, backend.page_nodes(start, end - start, page_size), None
+    except PermissionError as exc:
+        reason = f"placement unknown: {exc}"
+        warn_fallback(reason, once=NUMA_REFUSED)
+        return start, np.full((end - start) // page_size, -1, np.int32), reason
+
+
 def query(address: int, size: int, page_size: int) -> Placement:
     """Ask the kernel about ``[address, address + size)`` at ``page_size`` granularity.
 
     The range asked about is the whole pages that hold those bytes: nothing for ``size == 0``,
     and byte counts that are whole pages of each size.
     """
-    start = address - address % page_size
-    end = -(-(address + size) // page_size) * page_size if size > 0 else start
-    span = end - start
-    if not span:
-        return Placement(address, max(size, 0), page_size, np.empty(0, np.int32), {})
-    try:
-        nodes = backend.page_nodes(start, span, page_size)
-    except PermissionError as exc:
-        reason = f"placement unknown: {exc}"
-        warn_fallback(reason, once=NUMA_REFUSED)
-        return Placement(address, size, page_size, np.full(span // page_size, -1, np.int32),
-                         _whole_pages(backend.page_size_breakdown(start, span), start, span,
-                                      np.full(span // page_size, -1, np.int32), page_size), reason)
+    start, nodes, reason = page_nodes(address, size, page_size)
+    if not nodes.size:
+        return Placement(address, max(size, 0), page_size, nodes, {})
+    span = nodes.size * page_size
     sizes = _whole_pages(backend.page_size_breakdown(start, span), start, span, nodes, page_size)
-    return Placement(address, size, page_size, nodes, sizes)
+    return Placement(address, size, page_size, nodes, sizes, reason)
 
 
 def _whole_pages(sizes: dict[int, int], start: int, span: int, nodes: np.ndarray,

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import psutil
+
+from ._backend import backend
 from ._errors import FallbackError
 from ._records import PoolFacts
 from ._units import MiB, format_bytes, page_size_name, parse_page_size, round_up
@@ -31,10 +34,6 @@ class MachineFacts(NamedTuple):
 
     @classmethod
     def from_backend(cls) -> "MachineFacts":
-        import psutil
-
-        from ._backend import backend
-
         return cls(backend.base_page_size(), backend.huge_page_sizes(), backend.thp_mode(),
                    backend.shmem_thp_mode(), backend.hugepage_pool, backend.node_memory_free,
                    lambda: psutil.virtual_memory().available, backend.capabilities().get("bind", True))

@@ -158,12 +158,9 @@ class View(backend.MappedBuffer):
         Asks the kernel for each page's node (move_pages) and nothing else. None means no page
         is touched yet, so there is nothing to check.
         """
-        start = self.address - self.address % self.page_size
-        try:
-            found = backend.page_nodes(start, self.address + self.size - start, self.page_size)
-        except PermissionError as exc:
-            self._account.unknown = f"placement unknown: {exc}"
-            warn_fallback(self._account.unknown, once=NUMA_REFUSED)
+        start, found, reason = _placement.page_nodes(self.address, self.size, self.page_size)
+        if reason:
+            self._account.unknown = reason
             self.verified = None
             return None
         touched = found >= 0
