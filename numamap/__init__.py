@@ -9,6 +9,7 @@ policy and integrations (``workers``, ``memory_handler``, ``dask``, ``bench``, `
 """
 from ._backend import backend as _backend
 from ._errors import FallbackError, FallbackWarning
+from .arenas import ArenaBlock, ArenaStats, arena_stats, configure_arenas, trim
 from .arrays import (Migration, asarray, empty, empty_like, full, full_like, migrate, ones,
                      ones_like, view_of, where, zeros, zeros_like)
 from .partitioning import blocks, partitioned
@@ -31,6 +32,7 @@ def capabilities() -> dict:
 
 
 __all__ = [
+    "ArenaBlock", "ArenaStats", "arena_stats", "configure_arenas", "trim",
     "FallbackError", "FallbackWarning", "HugePagePool", "Migration", "Node", "NodePool", "PLATFORM",
     "Placement", "Reservation", "Section", "Topology", "View", "allocation_granularity",
     "asarray", "blocks", "capabilities", "empty", "empty_like", "full", "full_like", "handler_name", "migrate",

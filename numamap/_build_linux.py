@@ -18,8 +18,9 @@ import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
 
-HEADERS = ("_linux_native.h", "_linux_policy.h", "_linux_buffer.h")
-SOURCES = ("_linux_native.c", "_linux_policy.c", "_linux_buffer.c")
+HEADERS = ("_linux_native.h", "_arena.h", "_arena_handler.h", "_linux_buffer.h")
+SOURCES = ("_linux_native.c", "_arena.c", "_arena_runs.c", "_linux_arena_os.c", "_arena_handler.c",
+           "_linux_buffer.c")
 
 # Constants of <sys/mman.h> and memfd_create that the backend passes to the calls above
 # (_linux_native.h supplies them where an old C library lacks them).
@@ -58,7 +59,7 @@ def make_cdef(headers, system_constants=()) -> str:
 
 def compile_args() -> list:
     warnings = ["-Wall", "-Wextra", "-Werror"] if os.environ.get("NUMAMAP_WERROR") == "1" else []
-    return ["-std=gnu11", "-O2", *warnings]
+    return ["-std=gnu11", "-O2", "-pthread", *warnings]
 
 
 def make_builder(module: str, headers, sources, system_constants=(), **kwargs) -> cffi.FFI:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ._records import BlockInfo, HandlerConfig, HandlerStats, PoolFacts, TopologyFacts
+from ._records import ArenaStats, BlockInfo, HandlerConfig, HandlerStats, PoolFacts, TopologyFacts
 
 
 @runtime_checkable
@@ -27,6 +27,9 @@ class Backend(Protocol):
     #: memory an instance exports through the buffer protocol, ``_nm_exports`` how many buffers
     #: are out. A C type on Linux (every Python); on Windows a Python class (Python 3.12+).
     MappedBuffer: type
+    #: The base class of arena blocks: exports one block through the buffer protocol, has
+    #: ``address`` and ``nbytes``, and gives the block back to its arena when deallocated.
+    ArenaBuffer: type
 
     # -- facts about the machine -----------------------------------------------------------------
     def base_page_size(self) -> int:
@@ -132,6 +135,26 @@ class Backend(Protocol):
     def handler_block_info(self, address: int) -> BlockInfo | None:
         """How a numamap handler served the block at ``address``; None if none did."""
 
+    # -- node arenas (C: _arena.c) -----------------------------------------------------------------
+    def arena_take(self, block: Any, node: int | None, page_kind: str, nbytes: int, zero: bool) -> None:
+        """Fill ``block``, a new instance of (a subclass of) ``ArenaBuffer``, with ``nbytes``
+        from the arena of (node, page_kind) (as in :class:`HandlerConfig`); zeroed if ``zero``."""
+
+    def arena_block_info(self, address: int) -> BlockInfo | None:
+        """How the arena block starting at ``address`` was served; None if it is not one."""
+
+    def arena_stats(self) -> list[ArenaStats]:
+        """Counters of every arena that exists."""
+
+    def arena_trim(self) -> int:
+        """Give every cached byte back to the OS now; return how many."""
+
+    def arena_configure(self, decay: float, cache_limit: int) -> None:
+        """Seconds cached memory may idle before it goes back; bytes of large blocks cached."""
+
+    def arena_check(self, node: int | None, page_kind: str) -> int:
+        """errno/winerror of mapping and placing one chunk as an allocation would; 0 if it can."""
+
     # -- the benchmark's native helpers ------------------------------------------------------------
     def copy_bandwidth(self, cpus: Sequence[int], bytes_per_thread: int, repeat: int) -> list[float]:
         """GB/s of pinned memcpy threads, one figure per timed pass (see ``numamap bench``)."""
@@ -141,5 +164,5 @@ class Backend(Protocol):
 
 
 #: The names every backend module defines, in the contract's order.
-NAMES: tuple[str, ...] = ("PLATFORM", "MappedBuffer") + tuple(
+NAMES: tuple[str, ...] = ("PLATFORM", "MappedBuffer", "ArenaBuffer") + tuple(
     name for name, value in vars(Backend).items() if callable(value) and not name.startswith("_"))

@@ -612,8 +612,11 @@ def pin_process(cpus) -> tuple[int, ...]:
 
 
 # --------------------------------------------------------------------------------------------
-# The NEP 49 memory handler (C, in _linux_policy.c) and the benchmark's natives: modules of their own
+# The node arenas, the NEP 49 memory handler over them (C: _arena*.c, _arena_handler.c) and the
+# benchmark's natives: modules of their own
 
+from ._linux_arenas import (ArenaBuffer, arena_block_info, arena_check, arena_configure,  # noqa: E402
+                            arena_stats, arena_take, arena_trim)
 from ._linux_bench import copy_bandwidth, map_unmap_cost  # noqa: E402
 from ._linux_handler import handler_block_info, handler_check, handler_new, handler_stats  # noqa: E402
 

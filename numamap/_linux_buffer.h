@@ -12,6 +12,10 @@
  * protocol once _nm_set_buffer(address, length, readonly, refuse) has been called; refuse makes
  * them raise BufferError instead (numpy then takes __array_interface__). Takes the GIL. */
 uintptr_t nm_buffer_type(void);
+/* A new reference to a new heap type 'ArenaBuffer': like MappedBuffer, over one arena block
+ * (_arena.h) that it takes with _nm_take(node, kind, nbytes, zero) -> errno and gives back to
+ * its arena when it is deallocated. Takes the GIL. */
+uintptr_t nm_arena_buffer_type(void);
 /* cdef end */
 
 #endif

@@ -105,37 +105,53 @@ class TopologyFacts(NamedTuple):
 class HandlerConfig(NamedTuple):
     """What a NEP 49 memory handler does (see :func:`numamap.policy`).
 
-    ``thp`` is 'leave' (no advice), 'ask' (MADV_HUGEPAGE) or 'forbid' (MADV_NOHUGEPAGE);
-    ``huge_page`` an explicit hugetlb size or 0; ``auto_huge_pages`` the hugetlb sizes to try,
-    largest first, for page_size='auto'; ``node`` -1 for the kernel's placement.
+    Blocks of at least ``min_size`` bytes come from the node arena of (``node``, ``page_kind``);
+    smaller ones from malloc. ``node`` is -1 for the kernel's placement; ``page_kind`` is 'auto'
+    (hugetlb 2 MiB chunks while the node's pool serves, else THP), 'base', 'thp', '2M' or '1G'.
     """
 
     name: str
     node: int
     min_size: int
-    base_page: int
-    thp: str
-    thp_size: int
-    huge_page: int
-    auto_huge_pages: tuple[int, ...]
+    page_kind: str
 
 
 class HandlerStats(NamedTuple):
-    """Counters of a handler's mapped path (see :meth:`numamap.memory_handler.Policy.stats`)."""
+    """Counters of a handler (see :meth:`numamap.memory_handler.Policy.stats`)."""
 
-    mapped: int
-    unmapped: int
-    hugetlb: int
-    hugetlb_fallbacks: int
-    remapped: int
-    errors: int
-    last_error: int
+    blocks: int             # blocks served from arenas (malloc, calloc, realloc)
+    freed: int              # arena blocks given back
+    hugetlb: int            # of the blocks served, on hugetlb pages
+    hugetlb_fallbacks: int  # hugetlb asked for explicitly, other pages given
+    in_place: int           # reallocs that kept their block
+    errors: int             # failed allocations
+    last_error: int         # errno / winerror of the latest
 
 
 class BlockInfo(NamedTuple):
-    """How a numamap handler served one array: kind 'small' (malloc), 'mapped' or 'hugetlb'."""
+    """How one block was served: kind 'malloc', 'small' (a size class carved from an arena
+    chunk) or 'large' (a mapping of its own, cached whole when freed); ``page_kind`` 'base',
+    'thp' or 'hugetlb'; ``node`` None when the block is unbound (or malloc's)."""
 
     kind: str
     size: int
     length: int
     page_size: int
+    node: int | None = None
+    page_kind: str = "base"
+
+
+class ArenaStats(NamedTuple):
+    """One node arena's counters (see :func:`numamap.arena_stats`). Bytes unless named otherwise."""
+
+    node: int | None
+    page_kind: str
+    page_size: int
+    mapped: int     # mapped from the OS now
+    in_use: int     # in blocks handed out and not freed
+    cached: int     # in freed blocks kept for reuse
+    hits: int       # allocations served from memory already mapped
+    misses: int     # allocations that needed a new chunk or mapping
+    returned: int   # given back to the OS, in all
+    failures: int   # OS calls that failed
+    last_error: int

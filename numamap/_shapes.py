@@ -33,6 +33,12 @@ def dimension(value, shape) -> int:
 
 def check_shape(shape) -> tuple[int, ...]:
     """``shape`` as a tuple of ints, by numpy's rules: integers only (``operator.index``)."""
+    if type(shape) is int:  # the common case, without the ABC checks below
+        if shape < 0:
+            raise ValueError(f"shape={(shape,)} has a negative dimension")
+        return (shape,)
+    if type(shape) is tuple and all(type(value) is int and value >= 0 for value in shape):
+        return shape
     if isinstance(shape, np.ndarray) and shape.ndim == 0:
         items = (shape,)  # a 0-d integer array is one dimension, as numpy takes it
     elif isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, np.ndarray)):

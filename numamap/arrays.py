@@ -14,12 +14,18 @@ from ._units import MAX_BYTES, format_bytes, parse_page_size
 from .placement import Placement, page_nodes, query
 from .progress import Progress, in_steps
 from .request import check_request
+from .arenas import ArenaBlock, new_block
 from .view import View, map_memory
+
+
+_INTP_MAX = int(np.iinfo(np.intp).max)
 
 
 def _nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
     """Bytes of an array, or ValueError when no address space could hold it."""
-    limit = np.iinfo(np.intp).max
+    limit = _INTP_MAX
+    if len(shape) == 1 and shape[0] * dtype.itemsize <= limit:  # the common case, quickly
+        return shape[0] * dtype.itemsize
     if any(s > limit for s in shape):
         raise ValueError(f"shape={shape} has a dimension larger than numpy's limit ({limit})")
     nbytes = math.prod(shape) * dtype.itemsize
@@ -35,7 +41,7 @@ _PLACEMENT = ("node", "policy", "nodes", "page_size", "populate", "strict")
 def _check_numpy_keywords(function: str, like, device, placement: dict) -> None:
     """numpy 2's ``like=`` (NEP 35) and ``device=``, and no keyword numamap doesn't know, with
     errors that name the function the user called."""
-    unknown = sorted(set(placement) - set(_PLACEMENT))
+    unknown = sorted(key for key in placement if key not in _PLACEMENT)
     if unknown:
         raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
     if like is not None and not isinstance(like, np.ndarray):
@@ -49,7 +55,12 @@ def _check_numpy_keywords(function: str, like, device, placement: dict) -> None:
 def empty(shape, dtype=float, order: str = "C", *, node=None, policy: str = "preferred", nodes=None,
           page_size="auto", populate: bool = False, strict: bool = False, like=None,
           device=None) -> np.ndarray:
-    """An uninitialised array on node-placed memory (freshly mapped memory reads as zeros).
+    """An uninitialised array on node-placed memory.
+
+    With the defaults (policy 'preferred', page_size 'auto', no populate) the array is carved
+    from the node's arena (:mod:`numamap.arenas`): memory already mapped, placed and faulted in
+    is reused, so this costs about what ``np.empty`` costs. Any other placement, page size or
+    populate=True gives the array a mapping of its own.
 
     Parameters
     ----------
@@ -65,8 +76,10 @@ def empty(shape, dtype=float, order: str = "C", *, node=None, policy: str = "pre
     nodes : sequence of int, optional
         The nodes for 'interleave' or 'bind'.
     page_size : {'auto', '4K', '2M', '1G'}
-        'auto' takes hugetlb pages when the node's pool can serve the whole array, else
-        transparent huge pages, else base pages; ``arr.base`` says which. Hugetlb arrays are
+        'auto' takes the arena's pages: hugetlb chunks while the node's 2 MiB pool can serve
+        (1 GiB pages for blocks of 1 GiB and more when that pool exists), else transparent
+        huge pages, else base pages; ``arr.base`` says which. An explicit size maps the array
+        on its own, with hugetlb pages of that size when the pool can serve. Hugetlb arrays are
         mapped shared: a forked child sees them and its writes reach the parent, since a
         private copy of a huge page could kill the child with SIGBUS (docs/hugepages.md).
     populate : bool
@@ -81,30 +94,75 @@ def empty(shape, dtype=float, order: str = "C", *, node=None, policy: str = "pre
     Returns
     -------
     numpy.ndarray
-        A plain ndarray whose ``.base`` is the :class:`View` that keeps the memory mapped.
+        A plain ndarray whose ``.base`` keeps the memory alive and says what it got: an
+        :class:`~numamap.arenas.ArenaBlock` for arena arrays, else the :class:`View` of its
+        own mapping. Both report ``node``, ``page_size``, ``page_kind`` and ``verified``.
 
     Examples
     --------
     >>> import numamap
+    >>> numamap.empty(1000, node=0).base.kind
+    'small'
     >>> a = numamap.empty((2, 3), node=0, populate=True)
     >>> a.shape, a.base.node, a.base.verified
     ((2, 3), 0, True)
     """
-    _check_numpy_keywords("empty", like, device, {})
+    if like is not None or device is not None:
+        _check_numpy_keywords("empty", like, device, {})
+    return _allocate(shape, dtype, order, False, node, policy, nodes, page_size, populate, strict)
+
+
+def _allocate(shape, dtype, order, zero, node, policy, nodes, page_size, populate, strict) -> np.ndarray:
     dtype = check_dtype(dtype)
     shape, dtype = fold_subarray(check_shape(shape), dtype)
     if order not in ("C", "F"):
         raise ValueError(f"order={order!r} must be 'C' or 'F'")
     nbytes = _nbytes(shape, dtype)
+    if policy == "preferred" and nodes is None and page_size == "auto" and not populate:
+        arr = _from_arena(shape, dtype, order, nbytes, node, zero, strict)
+        if arr is not None:
+            return arr
     view = map_memory(nbytes, node=node, policy=policy, nodes=nodes, page_size=page_size,
                       populate=populate, strict=strict)
-    return view.ndarray(shape, dtype, order)
+    return view.ndarray(shape, dtype, order)  # a fresh mapping reads as zeros
+
+
+def _from_arena(shape, dtype, order, nbytes, node, zero, strict) -> np.ndarray | None:
+    """An array carved from the node's arena; None when the node's placement is refused and
+    ``strict`` is off (the caller's own mapping then reports the fallback)."""
+    if node is not None and not (type(node) is int and node in _arena_nodes()):
+        node = check_request(node, "preferred", None).node  # selectors, and clear errors
+    try:
+        block = new_block(nbytes, node, zero=zero)
+    except PermissionError:
+        if strict:
+            raise
+        return None
+    return np.ndarray(shape, dtype, block, 0, None, order)  # positional: numpy parses keywords slowly
+
+
+_memory_nodes_seen: frozenset = frozenset()
+
+
+def _arena_nodes() -> frozenset:
+    """The memory nodes, read once (a node that appears later goes through check_request)."""
+    global _memory_nodes_seen
+    if not _memory_nodes_seen:
+        _memory_nodes_seen = frozenset(backend.memory_nodes())
+    return _memory_nodes_seen
 
 
 def zeros(shape, dtype=float, order: str = "C", *, like=None, device=None, **placement) -> np.ndarray:
-    """Like :func:`empty`, filled with zeros (new mappings are zeroed by the kernel: no pass)."""
+    """Like :func:`empty`, filled with zeros (arena blocks are cleared; fresh mappings already
+    read as zeros)."""
     _check_numpy_keywords("zeros", like, device, placement)
-    return empty(shape, dtype, order, **placement)
+    return _allocate(shape, dtype, order, True, *_placement_args(placement))
+
+
+def _placement_args(placement: dict) -> tuple:
+    return (placement.get("node"), placement.get("policy", "preferred"), placement.get("nodes"),
+            placement.get("page_size", "auto"), placement.get("populate", False),
+            placement.get("strict", False))
 
 
 def full(shape, fill_value, dtype=None, order: str = "C", *, like=None, device=None,
@@ -170,11 +228,13 @@ def full_like(a, fill_value, dtype=None, order: str = "K", *, shape=None, device
 MIGRATE_STEP = 256 << 20
 
 
-def view_of(arr: np.ndarray) -> View | None:
-    """The numamap View under ``arr`` (walking ``.base``), or None for other arrays."""
+def view_of(arr: np.ndarray) -> View | ArenaBlock | None:
+    """The numamap memory under ``arr`` (walking ``.base``): the View of its own mapping, or the
+    :class:`~numamap.arenas.ArenaBlock` it was carved from; None for other arrays. Both say
+    ``node``, ``page_size``, ``page_kind`` and ``verified``, and have ``where()`` and ``summary()``."""
     obj = arr
     while obj is not None:
-        if isinstance(obj, View):
+        if isinstance(obj, (View, ArenaBlock)):
             return obj
         # np.asarray(view) on Python 3.12+ goes through View.__buffer__: a memoryview whose
         # .obj is the array over the View.
@@ -258,6 +318,11 @@ def migrate(arr: np.ndarray, node: int) -> Migration:
     if view is None:
         raise TypeError("migrate() takes an array made by numamap (its .base is a numamap View); "
                         "use numamap.asarray(a, node=...) to copy other arrays onto a node")
+    if isinstance(view, ArenaBlock):
+        raise ValueError("migrate() moves an array's own mapping, and this array was carved from "
+                         f"node {view.node}'s arena, whose pages it shares with other arrays: copy it "
+                         "with numamap.asarray(a, node=...), or make arrays you will migrate with a "
+                         "mapping of their own (populate=True, or an explicit page_size)")
     request = check_request(node, "bind", None)
     before = view.where()
     if before.reason:  # nothing is moved that could not be checked afterwards

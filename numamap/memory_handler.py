@@ -1,10 +1,11 @@
 """numpy's own allocations on a NUMA node: a NEP 49 memory handler, installed by a ``with`` block.
 
-``numamap.policy(node)`` installs a PyDataMem_Handler written in C (``_linux_policy.c``, in the
-cffi module): inside the block every array numpy allocates (``np.ones``, ufunc outputs,
-``np.concatenate``, ``np.loadtxt``...) takes its data from that handler. Blocks of at least
-``min_size`` bytes get a mapping of their own bound to the node, with huge pages where asked;
-smaller ones come from malloc, as with numpy's default handler.
+``numamap.policy(node)`` installs a PyDataMem_Handler written in C (``_arena_handler.c``, in the
+Linux cffi module and the Windows DLL): inside the block every array numpy allocates
+(``np.ones``, ufunc outputs, ``np.concatenate``, ``np.loadtxt``...) takes its data from the
+node's arena (:mod:`numamap.arenas`), small arrays included: blocks carved by size class from
+placed, huge-page-aligned chunks, reused while they stay faulted in, larger ones cached whole.
+Blocks under ``min_size`` (0 by default) come from malloc.
 
 How the pieces meet, without numpy's headers at build time:
 
@@ -34,20 +35,16 @@ import numpy as np
 from ._backend import backend
 from ._errors import CONTAINER_HINT, NUMA_REFUSED, FallbackError, warn_fallback
 from ._records import BlockInfo, HandlerConfig
-from ._units import MiB, format_bytes, page_size_name, parse_page_size, parse_size
+from ._units import format_bytes, page_size_name, parse_page_size, parse_size
 
-#: Blocks of at least this many bytes are mapped on the node; smaller ones come from malloc.
-#: Chosen by measurement (docs/policy.md, "Choosing min_size"): a fresh mapping is faulted in page
-#: by page, where malloc mostly reuses memory already faulted in. Below the THP size (2 MiB) that
-#: means one fault per 4 KiB and a loop of np.add on new outputs runs 2.5-5 times slower than with
-#: numpy's default; from 2 MiB up THP serves one fault per 2 MiB and the same loop runs 1.2-1.3
-#: times slower (as fast at 64 MiB, where malloc maps fresh memory too). 2 MiB is also about where
-#: placement starts to matter: smaller arrays mostly live in the caches.
-DEFAULT_MIN_SIZE = 2 * MiB
+#: Blocks of at least this many bytes come from the node's arena; smaller ones from malloc. 0:
+#: every block is placed. Before the arenas each block was a mapping of its own, faulted in page
+#: by page, and 2 MiB was the measured break-even; arena blocks are reused faulted in, and cost
+#: about what malloc costs at every size (docs/policy.md, "Choosing min_size").
+DEFAULT_MIN_SIZE = 0
 
 HANDLER_PREFIX = "numamap_"
 _SET_HANDLER, _GET_HANDLER = 304, 305  # slots of numpy's C API table, stable since numpy 1.22
-_AUTO_SIZES = 4  # huge page sizes the C handler tries for page_size="auto"
 
 # (policy, the handler its ``with`` block replaced) pairs, innermost last: a context variable,
 # like numpy's own, so each thread and asyncio task restores its own.
@@ -167,15 +164,8 @@ def block_info(arr) -> BlockInfo | None:
 # The policy
 
 
-def _pool_configured(page_size: int) -> bool:
-    """Whether the machine has a hugetlb pool of ``page_size`` at all ('auto' tries only those:
-    a try costs a few calls even when it fails)."""
-    pool = backend.hugepage_pool(page_size, None)
-    return pool is not None and pool.configured
-
-
 class Policy:
-    """A NEP 49 handler that places numpy's large allocations on a node: see :func:`policy`.
+    """A NEP 49 handler that places numpy's allocations on a node: see :func:`policy`.
 
     Use it as a context manager (``with``), or :meth:`install` it for the rest of a thread's
     life. One Policy may be entered any number of times, nested, and from several threads.
@@ -189,7 +179,7 @@ class Policy:
     page_size : int or None
         The hugetlb or base page size asked for; None for 'auto'.
     min_size : int
-        Blocks of at least this many bytes are mapped; smaller ones are malloc'd.
+        Blocks of at least this many bytes come from the arena; smaller ones are malloc'd.
     fallback : str or None
         What could not be honoured (placement refused on a one-node machine) and what it does instead.
     """
@@ -212,16 +202,15 @@ class Policy:
                              f"{', '.join(page_size_name(s) for s in huge_sizes) or 'no huge'} pages")
         self.name = HANDLER_PREFIX + (f"node{self.node}" if self.node is not None else "local")
 
-        if self.page_size == base:  # '4K': base pages, even where THP is 'always'
-            thp = "forbid"
-        else:  # hugetlb pages where they can be had, else base pages with THP asked for
-            thp = "ask" if backend.thp_mode() in ("always", "madvise") else "leave"
-        auto = ()
         if self.page_size is None:
-            auto = tuple(size for size in sorted(huge_sizes, reverse=True) if _pool_configured(size))[:_AUTO_SIZES]
-        config = HandlerConfig(self.name, -1 if self.node is None else self.node, self.min_size, base,
-                               thp, backend.thp_page_size(), self.page_size if self.page_size not in
-                               (None, base) else 0, auto)
+            page_kind = "auto"
+        elif self.page_size == base:  # '4K': base pages, even where THP is 'always'
+            page_kind = "base"
+        else:
+            page_kind = page_size_name(self.page_size)
+        self.page_kind = page_kind
+        config = HandlerConfig(self.name, -1 if self.node is None else self.node, self.min_size,
+                               page_kind)
         capsule = backend.handler_new(config)
         if self.node is not None:
             err = backend.handler_check(capsule)
@@ -303,49 +292,51 @@ class Policy:
 
     # -- reporting -----------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
-        """Counters of the mapped path: blocks mapped and unmapped, hugetlb blocks, hugetlb
-        fallbacks (explicit page sizes only), resizes in place or by mremap, failed calls and
-        the errno of the latest."""
+        """The handler's counters: arena blocks served and freed, of those served how many on
+        hugetlb pages, hugetlb fallbacks (explicit page sizes only: THP pages given instead),
+        reallocs that kept their block, failed allocations and the errno of the latest. The
+        arenas' own counters are :func:`numamap.arena_stats`."""
         return backend.handler_stats(self._capsule)._asdict()
 
     def __repr__(self) -> str:
         where = f"node {self.node}" if self.node is not None else "the kernel's placement"
         pages = "auto" if self.page_size is None else page_size_name(self.page_size)
-        text = (f"<numamap.policy {self.name!r}: blocks >= {format_bytes(self.min_size)} on {where}, "
-                f"pages {pages}")
+        text = (f"<numamap.policy {self.name!r}: blocks >= {format_bytes(self.min_size)} from the "
+                f"arena of {where}, pages {pages}")
         return text + (f"; fallback: {self.fallback}>" if self.fallback else ">")
 
 
 def policy(node=None, *, page_size="auto", min_size=DEFAULT_MIN_SIZE, strict: bool = False) -> Policy:
-    """A context manager that makes numpy allocate large arrays on ``node``.
+    """A context manager that makes numpy allocate its arrays on ``node``.
 
-    Inside ``with numamap.policy(node):`` numpy's allocations of at least ``min_size`` bytes get
-    a mapping of their own, bound to ``node`` (MPOL_PREFERRED: pages spill to other nodes only
-    when the node is full), on huge pages where ``page_size`` says so; smaller allocations come
-    from malloc, so small arrays keep their speed. The handler is C code in numamap's compiled
-    module: no Python runs per allocation. Arrays made inside the block stay valid after it ends,
-    and after the thread that made them ends.
+    Inside ``with numamap.policy(node):`` every allocation numpy makes comes from the node's
+    arena (:mod:`numamap.arenas`): small arrays from size classes carved out of placed chunks,
+    large ones from whole mappings cached by size, all bound to ``node`` (MPOL_PREFERRED for base
+    and THP pages, so pages spill to other nodes only when the node is full; MPOL_BIND for
+    hugetlb pages). Freed blocks stay faulted in and are reused, so placed arrays cost about
+    what numpy's own cost. The handler is C: no Python runs per allocation. Arrays made inside
+    the block stay valid after it ends, and after the thread that made them ends.
 
     Parameters
     ----------
     node : int or str, optional
-        The node for large allocations. None binds nothing: pages go where the kernel puts them
-        (the first-touching thread's node), but large arrays still get their own mappings and
-        huge pages. A selector ('local', 'fastest', 'nearest', 'slowest', 'largest': see
+        The node for the allocations. None binds nothing: pages go where the kernel puts them
+        (the first-touching thread's node), but blocks still come from an arena, with its
+        reuse and huge pages. A selector ('local', 'fastest', 'nearest', 'slowest', 'largest': see
         :mod:`numamap.node_selectors`) is resolved for the calling thread's CPU now; 'local' is
         resolved again in each thread that enters the block (or installs the policy), so one
         ``policy(node='local')`` used in :class:`~numamap.workers.NodePool` workers places each
         worker's arrays on its own node.
     page_size : {'auto', '4K', '2M', '1G'}
-        'auto': hugetlb pages for arrays of at least one huge page when the machine has a
-        pool of that size (as the policy is created) and the node's pool can serve them all
-        (faulted in at allocation), else base pages with transparent huge pages asked for.
-        '4K': base pages only, even where THP is 'always'. '2M' or '1G': hugetlb pages for
-        every mapped array, rounded up; when the pool cannot serve, base pages (counted in
-        :meth:`Policy.stats` as ``hugetlb_fallbacks``).
+        'auto': chunks of 2 MiB hugetlb pages while the node's pool can serve them (the pool
+        must exist as the policy is created; blocks of 1 GiB or more try 1 GiB pages first when
+        that pool exists), else base pages with transparent huge pages asked for. '4K': base
+        pages only, even where THP is 'always'. '2M' or '1G': hugetlb pages for every block
+        (1 GiB pages serve whole blocks of their own); when the pool cannot serve, THP pages
+        (counted in :meth:`Policy.stats` as ``hugetlb_fallbacks``).
     min_size : int or str
-        The smallest allocation that is mapped (default 2 MiB, chosen by measurement: see
-        docs/policy.md). 0 maps every allocation.
+        The smallest allocation that comes from the arena (default 0: every allocation;
+        docs/policy.md). Smaller ones come from malloc.
     strict : bool
         Raise FallbackError when the node cannot be bound on a one-node machine (where the
         default is to warn and leave placement to the kernel). With several nodes a refused
@@ -358,22 +349,17 @@ def policy(node=None, *, page_size="auto", min_size=DEFAULT_MIN_SIZE, strict: bo
     Raises
     ------
     NotImplementedError
-        On Windows, where numamap's bindings are ABI-mode and there is no compiled handler.
+        On Windows when the arena DLL (``numamap/_numamap_arena.dll``) is not built.
 
     Examples
     --------
     >>> import numpy as np, numamap
     >>> with numamap.policy(0):
-    ...     a = np.ones(1 << 20)          # 8 MiB: mapped on node 0
-    ...     b = np.ones(16)               # 128 bytes: malloc
-    >>> numamap.handler_name(a), numamap.where(a).fraction_on(0)
-    ('numamap_node0', 1.0)
+    ...     a = np.ones(1 << 20)          # 8 MiB: a large block on node 0
+    ...     b = np.ones(16)               # 128 bytes: a small block on node 0
+    >>> numamap.handler_name(a), numamap.where(a).fraction_on(0), numamap.block_info(b).kind
+    ('numamap_node0', 1.0, 'small')
     """
-    if backend.PLATFORM != "linux":
-        raise NotImplementedError(
-            "numamap.policy needs numamap's compiled (API-mode) module, which exists on Linux only: "
-            f"on {backend.PLATFORM} the bindings are ABI-mode and there is no C memory handler. "
-            "Allocate node-placed arrays with numamap.empty/zeros/ones(..., node=N) instead.")
     return Policy(node, page_size=page_size, min_size=min_size, strict=strict)
 
 

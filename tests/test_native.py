@@ -14,7 +14,8 @@ pytestmark = pytest.mark.linux
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "numamap"
 # Every header and the build script that turns its cdef region into a module's declarations.
-HEADERS = {"_linux_native.h": "_build_linux.py", "_linux_policy.h": "_build_linux.py",
+HEADERS = {"_linux_native.h": "_build_linux.py", "_arena.h": "_build_linux.py",
+           "_arena_handler.h": "_build_linux.py", "_linux_buffer.h": "_build_linux.py",
            "_bench_native.h": "_build_bench.py"}
 # What a header declares, anywhere in the file: numamap's functions, typedefs and constants.
 _FUNCTION = re.compile(r"^[A-Za-z_][\w \t*]*?\b(nmb?_\w+)\s*\(", re.M)
