@@ -345,7 +345,8 @@ int nm_arena_auto_kind(int node)
     int flags = NM_LOAD(&nm_auto_flags);
     if ((flags & NM_AUTO_2M) && node >= -1 && node <= NM_ARENA_MAX_NODE) {
         nm_arena *arena = NM_LOAD(&nm_arenas[(size_t)(node + 1) * NM_ARENA_KINDS + NM_ARENA_HUGE_2M]);
-        if (arena == NULL || nm_os_now_ms() >= NM_LOAD(&arena->huge_retry_at))
+        uint64_t retry = arena == NULL ? 0 : NM_LOAD(&arena->huge_retry_at);
+        if (retry == 0 || nm_os_now_ms() >= retry)
             return NM_ARENA_HUGE_2M;
     }
     return (flags & NM_AUTO_THP) ? NM_ARENA_THP : NM_ARENA_BASE;
@@ -369,9 +370,10 @@ static void *nm_alloc_in(int node, int kind, size_t size, int zero, int *error)
     return nm_large_alloc(arena, size, zero, error);
 }
 
-void *nm_arena_alloc(int node, int kind, size_t size, int zero, int *error)
+void *nm_arena_alloc_kind(int node, int kind, size_t size, int zero, int *error, int *served)
 {
     *error = 0;
+    *served = kind;
     if (!nm_ready()) {
         *error = EINVAL; /* nm_arena_configure first */
         return NULL;
@@ -382,35 +384,53 @@ void *nm_arena_alloc(int node, int kind, size_t size, int zero, int *error)
     }
     if (kind != NM_ARENA_AUTO)
         return nm_alloc_in(node, kind, size, zero, error);
-    if ((NM_LOAD(&nm_auto_flags) & NM_AUTO_1G) && size >= ((size_t)1 << 30)) {
-        void *block = nm_alloc_in(node, NM_ARENA_HUGE_1G, size, zero, error);
+    int flags = NM_LOAD(&nm_auto_flags);
+    if ((flags & NM_AUTO_1G) && size >= ((size_t)1 << 30)) {
+        void *block = nm_alloc_in(node, *served = NM_ARENA_HUGE_1G, size, zero, error);
         if (block != NULL)
             return block;
     }
-    kind = nm_arena_auto_kind(node);
-    if (kind == NM_ARENA_HUGE_2M) {
-        void *block = nm_alloc_in(node, kind, size, zero, error);
-        if (block != NULL || *error == EINVAL)
-            return block;
-        /* the pool could not serve: THP for a while, then hugetlb is tried again */
-        nm_arena *arena = nm_arena_of(node, kind, error);
-        if (arena != NULL)
+    if ((flags & NM_AUTO_2M) && node >= -1 && node <= NM_ARENA_MAX_NODE) {
+        nm_arena *arena = nm_arena_of(node, NM_ARENA_HUGE_2M, error);
+        uint64_t retry = arena == NULL ? 0 : NM_LOAD(&arena->huge_retry_at);
+        if (arena != NULL && (retry == 0 || nm_os_now_ms() >= retry)) {
+            void *block = nm_alloc_in(node, *served = NM_ARENA_HUGE_2M, size, zero, error);
+            if (block != NULL) {
+                if (retry != 0)
+                    NM_STORE(&arena->huge_retry_at, (uint64_t)0);
+                return block;
+            }
+            if (*error == EINVAL)
+                return NULL;
+            /* the pool could not serve: THP for a while, then hugetlb is tried again */
             NM_STORE(&arena->huge_retry_at, nm_os_now_ms() + NM_HUGE_RETRY_MS);
-        kind = (NM_LOAD(&nm_auto_flags) & NM_AUTO_THP) ? NM_ARENA_THP : NM_ARENA_BASE;
+        }
     }
     *error = 0;
-    return nm_alloc_in(node, kind, size, zero, error);
+    *served = (flags & NM_AUTO_THP) ? NM_ARENA_THP : NM_ARENA_BASE;
+    return nm_alloc_in(node, *served, size, zero, error);
 }
 
-void nm_arena_free(void *block)
+void *nm_arena_alloc(int node, int kind, size_t size, int zero, int *error)
+{
+    int served;
+    return nm_arena_alloc_kind(node, kind, size, zero, error, &served);
+}
+
+int nm_arena_free(void *block)
 {
     nm_desc *desc = block == NULL ? NULL : nm_lookup(block);
     if (desc == NULL)
-        return;
-    if (desc->tag == NM_DESC_CHUNK)
+        return -1;
+    if (desc->tag == NM_DESC_CHUNK) {
         nm_small_free((nm_chunk *)desc, block);
-    else if (desc->tag == NM_DESC_LARGE && desc->base == block)
+        return 0;
+    }
+    if (desc->tag == NM_DESC_LARGE && desc->base == block) {
         nm_large_free((nm_large *)desc);
+        return 0;
+    }
+    return -1;
 }
 
 int nm_arena_block_info(const void *address, nm_arena_block *out)

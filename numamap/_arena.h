@@ -81,8 +81,10 @@ void *nm_arena_alloc(int node, int kind, size_t size, int zero, int *error);
 /* A block of ``size`` bytes holding the old one's data: the same block when it fits its size
  * class (or its mapping), else a new one in the same arena. NULL with *error: ``block`` stays. */
 void *nm_arena_realloc(void *block, size_t size, int *error);
-/* Give a block back to its arena. NULL is ignored. */
-void nm_arena_free(void *block);
+/* Give a block back to its arena: 0, or -1 (nothing done) when it is not a live arena block. */
+int nm_arena_free(void *block);
+/* nm_arena_alloc that also says which kind served the block (AUTO picks one) in *served. */
+void *nm_arena_alloc_kind(int node, int kind, size_t size, int zero, int *error, int *served);
 /* What ``address`` is: 0 and *out filled when it is the start of a live arena block, else -1. */
 int nm_arena_block_info(const void *address, nm_arena_block *out);
 /* The kind AUTO requests of ``node`` get now (HUGE_2M until its pool last failed, THP or BASE). */

@@ -17,22 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* numpy's PyDataMemAllocator and PyDataMem_Handler, version 1 (numpy/ndarraytypes.h). The
- * layout is part of numpy's ABI since 1.22; defining it here means building needs no numpy. */
-typedef struct {
-    void *ctx;
-    void *(*malloc)(void *ctx, size_t size);
-    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
-    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
-    void (*free)(void *ctx, void *ptr, size_t size);
-} nm_allocator;
-
-typedef struct {
-    char name[127];
-    uint8_t version;
-    nm_allocator allocator;
-} nm_numpy_handler;
-
 _Static_assert(offsetof(nm_numpy_handler, version) == 127, "PyDataMem_Handler.version");
 _Static_assert(offsetof(nm_numpy_handler, allocator) == 128, "PyDataMem_Handler.allocator");
 
@@ -60,33 +44,27 @@ static void nm_failed(nm_ctx *c, int error)
     __atomic_store_n(&c->stats.last_error, error, __ATOMIC_RELAXED);
 }
 
-static void nm_served(nm_ctx *c, void *block)
+static void nm_served(nm_ctx *c, int served)
 {
     nm_count(&c->stats.blocks);
-    if (c->config.kind == NM_ARENA_HUGE_2M || c->config.kind == NM_ARENA_HUGE_1G
-        || c->config.kind == NM_ARENA_AUTO) {
-        nm_arena_block info;
-        int huge = nm_arena_block_info(block, &info) == 0
-                   && (info.kind == NM_ARENA_HUGE_2M || info.kind == NM_ARENA_HUGE_1G);
-        if (huge)
-            nm_count(&c->stats.hugetlb);
-        else if (c->config.kind != NM_ARENA_AUTO)
-            nm_count(&c->stats.hugetlb_fallbacks);
-    }
+    if (served == NM_ARENA_HUGE_2M || served == NM_ARENA_HUGE_1G)
+        nm_count(&c->stats.hugetlb);
+    else if (c->config.kind == NM_ARENA_HUGE_2M || c->config.kind == NM_ARENA_HUGE_1G)
+        nm_count(&c->stats.hugetlb_fallbacks);
 }
 
 /* A block from the arena; an explicit hugetlb kind the pool cannot serve gets THP pages. */
 static void *nm_from_arena(nm_ctx *c, size_t size, int zero)
 {
-    int error = 0;
-    void *block = nm_arena_alloc(c->config.node, c->config.kind, size, zero, &error);
+    int error = 0, served = c->config.kind;
+    void *block = nm_arena_alloc_kind(c->config.node, c->config.kind, size, zero, &error, &served);
     if (block == NULL && error != EINVAL
         && (c->config.kind == NM_ARENA_HUGE_2M || c->config.kind == NM_ARENA_HUGE_1G))
-        block = nm_arena_alloc(c->config.node, NM_ARENA_THP, size, zero, &error);
+        block = nm_arena_alloc_kind(c->config.node, NM_ARENA_THP, size, zero, &error, &served);
     if (block == NULL)
         nm_failed(c, error ? error : ENOMEM);
     else
-        nm_served(c, block);
+        nm_served(c, served);
     return block;
 }
 
@@ -122,12 +100,10 @@ static void nm_free(void *ctx, void *ptr, size_t size_hint)
     (void)size_hint; /* numpy's guess for zero-size arrays: the region map knows */
     if (ptr == NULL)
         return;
-    if (nm_is_arena_block(ptr)) {
+    if (nm_arena_free(ptr) == 0)
         nm_count(&((nm_ctx *)ctx)->stats.freed);
-        nm_arena_free(ptr);
-    } else {
+    else
         free(ptr);
-    }
 }
 
 static void *nm_realloc(void *ctx, void *ptr, size_t new_size)

@@ -67,4 +67,20 @@ uintptr_t nm_handler_capsule_destructor(void);
 
 /* cdef end */
 
+/* numpy's PyDataMemAllocator and PyDataMem_Handler, version 1 (numpy/ndarraytypes.h). The
+ * layout is part of numpy's ABI since 1.22; defining it here means building needs no numpy. */
+typedef struct {
+    void *ctx;
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+    void (*free)(void *ctx, void *ptr, size_t size);
+} nm_allocator;
+
+typedef struct {
+    char name[127];
+    uint8_t version;
+    nm_allocator allocator;
+} nm_numpy_handler;
+
 #endif

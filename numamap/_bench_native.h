@@ -29,6 +29,15 @@
 int nmb_copy_bandwidth(const int *cpus, int ncpus, size_t bytes_per_thread, int repeat,
                        double *gbps_out);
 
+/* Allocation throughput of ``nthreads`` threads, thread i calling the malloc and free of the
+ * NEP 49 handler ``handlers[i]`` (a PyDataMem_Handler, as numamap.policy makes) ``pairs`` times:
+ * blocks of pseudo-random sizes from 1 to ``max_size`` bytes, each written at both ends, up to
+ * 16 live per thread. All threads start together; *seconds_out is the wall time from the first
+ * thread's start to the last one's end. EINVAL: an argument out of range; ENOMEM: a malloc
+ * returned NULL. */
+int nmb_handler_churn(void *const *handlers, int nthreads, size_t pairs, size_t max_size,
+                      double *seconds_out);
+
 /* cdef end */
 
 #endif

@@ -20,7 +20,7 @@ def _linux_build_helpers():
 
 
 HEADERS = ("_bench_native.h",)
-SOURCES = ("_bench_native.c",)
+SOURCES = ("_bench_native.c", "_bench_churn.c")
 
 ffibuilder = _linux_build_helpers().make_builder("numamap._bench_cffi", HEADERS, SOURCES,
                                                  libraries=["pthread"])

@@ -159,6 +159,10 @@ class Backend(Protocol):
     def copy_bandwidth(self, cpus: Sequence[int], bytes_per_thread: int, repeat: int) -> list[float]:
         """GB/s of pinned memcpy threads, one figure per timed pass (see ``numamap bench``)."""
 
+    def handler_churn(self, capsules: Sequence[Any], pairs: int, max_size: int) -> float:
+        """Seconds for one native thread per handler capsule to malloc and free ``pairs`` blocks
+        of up to ``max_size`` bytes through it, all starting together (``numamap bench``)."""
+
     def map_unmap_cost(self, nbytes: int) -> Callable[[], None]:
         """A callable that maps and unmaps ``nbytes`` once, with the OS's own calls."""
 

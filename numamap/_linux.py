@@ -617,7 +617,7 @@ def pin_process(cpus) -> tuple[int, ...]:
 
 from ._linux_arenas import (ArenaBuffer, arena_block_info, arena_check, arena_configure,  # noqa: E402
                             arena_stats, arena_take, arena_trim)
-from ._linux_bench import copy_bandwidth, map_unmap_cost  # noqa: E402
+from ._linux_bench import copy_bandwidth, handler_churn, map_unmap_cost  # noqa: E402
 from ._linux_handler import handler_block_info, handler_check, handler_new, handler_stats  # noqa: E402
 
 

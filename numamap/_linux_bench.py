@@ -92,3 +92,20 @@ def map_unmap_cost(nbytes: int) -> Callable[[], None]:
             raise ERRORS.exception("munmap", code, f"{nbytes} bytes")
 
     return mmap_munmap
+
+
+def handler_churn(capsules: Sequence, pairs: int, max_size: int) -> float:
+    """Seconds for one thread per capsule (a numamap.policy handler) to malloc and free ``pairs``
+    blocks of 1 to ``max_size`` bytes through that handler, all threads starting together."""
+    from ._linux_handler import handler_pointer
+
+    pairs, max_size = _whole("pairs", pairs), _whole("max_size", max_size)
+    if not capsules or len(capsules) > bench_lib.NMB_MAX_THREADS:
+        raise ValueError(f"capsules: pass 1 to {bench_lib.NMB_MAX_THREADS} handlers, one per thread")
+    if pairs < 1 or max_size < 1:
+        raise ValueError(f"pairs={pairs} and max_size={max_size} must both be at least 1")
+    handlers = bench_ffi.new("void *[]", [bench_ffi.cast("void *", handler_pointer(c)) for c in capsules])
+    seconds = bench_ffi.new("double *")
+    ERRORS.check("handler_churn", bench_lib.nmb_handler_churn(handlers, len(capsules), pairs, max_size,
+                                                             seconds), "churning allocations")
+    return float(seconds[0])

@@ -47,8 +47,13 @@ def handler_new(config: HandlerConfig):
         raise
 
 
+def handler_pointer(capsule) -> int:
+    """The address of the PyDataMem_Handler inside a 'mem_handler' capsule."""
+    return _CAPSULE_POINTER(capsule, b"mem_handler")
+
+
 def _handler_of(capsule):
-    return ffi.cast("void *", _CAPSULE_POINTER(capsule, b"mem_handler"))
+    return ffi.cast("void *", handler_pointer(capsule))
 
 
 def handler_check(capsule) -> int:

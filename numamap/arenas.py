@@ -219,6 +219,18 @@ def trim() -> int:
     return backend.arena_trim()
 
 
+def arena_settings() -> dict:
+    """The settings in force, and what ``page_size='auto'`` takes on this machine now."""
+    pool = backend.hugepage_pool(2 << 20, None) if (2 << 20) in backend.huge_page_sizes() else None
+    if pool is not None and pool.configured:
+        auto = f"2M hugetlb chunks while the pool serves ({pool.free} of {pool.total} pages free), else THP"
+    elif backend.thp_mode() in ("always", "madvise"):
+        auto = "base pages with transparent huge pages asked for (no 2M hugetlb pool)"
+    else:
+        auto = "base pages (no 2M hugetlb pool, THP off)"
+    return {**_settings, "auto_pages": auto}
+
+
 def configure_arenas(*, decay: float | None = None, cache_limit: int | str | None = None) -> dict:
     """Set how long cached memory may idle and how much of it large blocks may keep.
 
@@ -245,5 +257,5 @@ def configure_arenas(*, decay: float | None = None, cache_limit: int | str | Non
     return dict(_settings)
 
 
-__all__ = ["ArenaBlock", "ArenaStats", "ArenaStatsTable", "arena_stats", "configure_arenas",
+__all__ = ["ArenaBlock", "ArenaStats", "ArenaStatsTable", "arena_settings", "arena_stats", "configure_arenas",
            "new_block", "trim"]

@@ -11,7 +11,18 @@ from .numa_topology import topology
 def _info(args) -> int:
     print(topology())
     print(_selector_line())
+    print(_arena_lines())
     return 0
+
+
+def _arena_lines() -> str:
+    """The node arenas: settings, what page_size='auto' takes, and this process's counters."""
+    from .arenas import arena_stats, arena_settings
+
+    settings = arena_settings()
+    head = (f"node arenas: decay {settings['decay']:g} s, large-block cache {settings['cache_limit'] >> 20} MiB "
+            f"per arena; page_size='auto' takes {settings['auto_pages']}")
+    return f"{head}\n{arena_stats()}"
 
 
 def _selector_line() -> str:

@@ -11,6 +11,7 @@ from .._backend import backend
 from .._units import GiB, KiB, MiB, format_bytes, page_size_name, parse_size
 from ..numa_topology import topology
 from .allocation import alloc_row, loop_row
+from .arenas import EXPRESSION_SIZES, churn_row, expression_row
 from .fill import fill_rows
 from .gather import gather_rows
 from .machine import last_level_cache, machine_facts
@@ -22,16 +23,19 @@ from .stream import stream_rows
 
 #: Defaults of ``quick`` and of the full run. Quick runs use small arrays and many short rounds:
 #: on a busy machine a short run is more often undisturbed, so medians settle sooner.
-QUICK = {"size": 64 * MiB, "gathers": 1_000_000, "loop": 2_000, "allocs": 100, "budget": 40.0}
-FULL = {"size": 4 * GiB, "gathers": 32_000_000, "loop": 20_000, "allocs": 2_000, "budget": 240.0}
+QUICK = {"size": 64 * MiB, "gathers": 1_000_000, "loop": 2_000, "allocs": 100, "churn": 20_000,
+         "budget": 50.0}
+FULL = {"size": 4 * GiB, "gathers": 32_000_000, "loop": 20_000, "allocs": 2_000, "churn": 400_000,
+        "budget": 300.0}
 #: Each workload's share of the time budget (its setup included), in the order they run.
-SHARES = {"stream": 0.3, "fill": 0.22, "gather": 0.18, "loop": 0.06, "alloc small": 0.1,
-          "alloc large": 0.14}
+SHARES = {"stream": 0.24, "fill": 0.17, "gather": 0.14, "loop": 0.05, "alloc small": 0.08,
+          "alloc large": 0.1, "expressions": 0.16, "churn": 0.06}
 SMALL_ALLOC = 16 * KiB
 LARGE_ALLOC = 64 * MiB
 #: The order of the table's rows.
 ORDER = ["fill", "fill vs 4K pages", "copy", "triad", "gather", "gather vs 4K pages",
-         "small-array loop", f"allocate {format_bytes(SMALL_ALLOC)}", f"allocate {format_bytes(LARGE_ALLOC)}"]
+         "small-array loop", f"allocate {format_bytes(SMALL_ALLOC)}", f"allocate {format_bytes(LARGE_ALLOC)}",
+         *(f"a*b+d {format_bytes(size)}" for size in EXPRESSION_SIZES)]
 
 
 def check_arguments(quick: bool, size, repeat, reserve_hugepages: bool, budget) -> tuple[int, float]:
@@ -158,6 +162,15 @@ def run(quick: bool = False, size=None, repeat: int = MIN_REPEAT, *, reserve_hug
     rows.append(alloc_row(SMALL_ALLOC, defaults["allocs"], plan_for("alloc small"), False))
     bar.step(f"allocate {format_bytes(LARGE_ALLOC)}: np.empty, numamap.empty and the OS's map + unmap")
     rows.append(alloc_row(LARGE_ALLOC, defaults["allocs"], plan_for("alloc large"), True))
+    bar.step("a*b+d at 256 KiB to 128 MiB: numpy's default handler and numamap.policy()")
+    expressions = plan_for("expressions")
+    for nbytes in EXPRESSION_SIZES:  # each size gets an equal part of the share
+        now = time.perf_counter()
+        left = EXPRESSION_SIZES[EXPRESSION_SIZES.index(nbytes):]
+        share = max((expressions.deadline or now) - now, 0.0) / len(left)
+        rows.append(expression_row(nbytes, Plan(min_rounds=int(repeat)).until(now + share)))
+    bar.step("allocation throughput: threads each under their node's policy, against one")
+    rows.append(churn_row(defaults["churn"], plan_for("churn")))
     bar.finish()
     rows.sort(key=lambda r: ORDER.index(r.workload) if r.workload in ORDER else len(ORDER))
     return BenchResults(rows=rows, topology=repr(topology()), size=size, repeat=int(repeat),
