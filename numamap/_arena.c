@@ -525,7 +525,7 @@ size_t nm_arena_get_stats(nm_arena_stats *out, size_t capacity)
             int s = nm_slot_index(arena);
             nm_os_lock_take(&nm_global); /* the registry; never held while taking an arena lock */
             for (nm_tcache *tc = nm_registry; tc != NULL; tc = tc->next) {
-                if (tc->slot[s].arena == arena) {
+                if (NM_LOAD(&tc->slot[s].arena) == arena) {
                     held += NM_LOAD(&tc->slot[s].bytes);
                     allocs += NM_LOAD(&tc->slot[s].allocs);
                 }

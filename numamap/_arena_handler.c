@@ -59,8 +59,13 @@ static void *nm_from_arena(nm_ctx *c, size_t size, int zero)
     int error = 0, served = c->config.kind;
     void *block = nm_arena_alloc_kind(c->config.node, c->config.kind, size, zero, &error, &served);
     if (block == NULL && error != EINVAL
-        && (c->config.kind == NM_ARENA_HUGE_2M || c->config.kind == NM_ARENA_HUGE_1G))
-        block = nm_arena_alloc_kind(c->config.node, NM_ARENA_THP, size, zero, &error, &served);
+        && (c->config.kind == NM_ARENA_HUGE_2M || c->config.kind == NM_ARENA_HUGE_1G)) {
+        /* what 'auto' would take without hugetlb: THP where it can be asked for, else base */
+        int fallback = nm_arena_auto_kind(c->config.node);
+        if (fallback == NM_ARENA_HUGE_2M)
+            fallback = NM_ARENA_THP;
+        block = nm_arena_alloc_kind(c->config.node, fallback, size, zero, &error, &served);
+    }
     if (block == NULL)
         nm_failed(c, error ? error : ENOMEM);
     else

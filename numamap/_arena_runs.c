@@ -217,9 +217,11 @@ void nm_flush_slot(nm_tcache *tc, int s)
         }
         bin->count = 0;
     }
+    arena->allocs += NM_LOAD(&tc->slot[s].allocs); /* the counts outlive the thread's cache */
+    NM_STORE(&tc->slot[s].allocs, (uint64_t)0);
     nm_os_lock_drop(&arena->lock);
     NM_STORE(&tc->slot[s].bytes, (uint64_t)0);
-    tc->slot[s].arena = NULL;
+    NM_STORE(&tc->slot[s].arena, (nm_arena *)NULL);
     while (went_idle-- > 0)
         nm_went_idle();
 }
@@ -277,7 +279,7 @@ void *nm_small_alloc(nm_arena *arena, int cls, int *error)
         int s = nm_slot_index(arena);
         if (tc->slot[s].arena != arena) {
             nm_flush_slot(tc, s);
-            tc->slot[s].arena = arena;
+            NM_STORE(&tc->slot[s].arena, arena);
         }
         nm_bin *bin = &tc->slot[s].bins[cls];
         if (bin->head == NULL) {

@@ -1,8 +1,11 @@
 """cffi build script for the Windows bindings: out-of-line ABI mode, so no compiler is needed.
 
 ``python numamap/_build_windows.py`` writes ``numamap/_windows_native.py``, plain Python that
-loads kernelbase/kernel32/advapi32/ntdll at run time with ``ffi.dlopen``. It runs on any OS
-(the Windows tier under Wine generates it on Linux). It must not import numamap.
+loads kernelbase/kernel32/advapi32/ntdll at run time with ``ffi.dlopen``, and
+``numamap/_windows_arena_native.py``, the same for numamap's own ``_numamap_arena.dll`` (the node
+arenas and the NEP 49 handler, built by ``_build_windows_dll.py``): its declarations are the cdef
+regions of ``_arena.h`` and ``_arena_handler.h``, read by ``_build_linux.header_cdef``. It runs on
+any OS (the Windows tier under Wine generates it on Linux). It must not import numamap.
 
 Every type below has a fixed width (``uint32_t`` for DWORD, ``char16_t`` for WCHAR), so the
 description is the same whichever OS generates the module. The layouts are x64 Windows's
@@ -10,6 +13,7 @@ description is the same whichever OS generates the module. The layouts are x64 W
 only, and ``_windows_exports`` refuses a 32-bit interpreter. The package parses ``CDEF`` itself
 when the generated module is missing, so this is the one place each declaration is written.
 """
+import importlib.util
 import pathlib
 import sys
 
@@ -268,11 +272,39 @@ ffibuilder = cffi.FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source("numamap._windows_native", None)
 
+#: Headers whose cdef regions declare what _numamap_arena.dll exports.
+ARENA_HEADERS = ("_arena.h", "_arena_handler.h")
+
+
+def _header_cdef():
+    """``_build_linux.header_cdef``, the one reader of cdef regions, loaded by path: this script
+    runs outside the package too, and must not import numamap."""
+    spec = importlib.util.spec_from_file_location("_numamap_build_linux", HERE / "_build_linux.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.header_cdef
+
+
+def arena_cdef() -> str:
+    """The declarations of _numamap_arena.dll: the cdef regions of :data:`ARENA_HEADERS`."""
+    read = _header_cdef()
+    return "\n".join(read(name) for name in ARENA_HEADERS)
+
+
+def arena_ffibuilder() -> cffi.FFI:
+    """The ABI-mode builder of ``numamap._windows_arena_native`` (a function, so that importing
+    this module for ``CDEF`` reads no header; cffi's ``cffi_modules`` accepts a callable)."""
+    builder = cffi.FFI()
+    builder.cdef(arena_cdef())
+    builder.set_source("numamap._windows_arena_native", None)
+    return builder
+
 
 def main() -> None:
-    target = HERE / "_windows_native.py"
-    ffibuilder.emit_python_code(str(target))
-    print(f"wrote {target}")
+    for builder, name in ((ffibuilder, "_windows_native.py"), (arena_ffibuilder(), "_windows_arena_native.py")):
+        target = HERE / name
+        builder.emit_python_code(str(target))
+        print(f"wrote {target}")
 
 
 if __name__ == "__main__":

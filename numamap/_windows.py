@@ -12,6 +12,7 @@ kernel32 (``_windows_native.py``, generated; no compiler needed):
 ``_windows_sections``          sections and views: CreateFileMapping*, MapViewOfFile*
 ``_windows_placeholders``      reservations: placeholders, or the racy fallback without them
 ``_windows_working_set``       QueryWorkingSetEx: each page's node and page size; populate
+``_windows_arenas``            node arenas and the NEP 49 handler: _numamap_arena.dll (C, mingw)
 =============================  ===============================================================
 
 This module imports on any system: on Linux no DLL loads and every export is missing, so the
@@ -31,7 +32,7 @@ from . import _windows_placeholders as _placeholders
 from . import _windows_sections as _sections
 from . import _windows_topology as _topology
 from . import _windows_working_set as _working_set
-from ._records import BlockInfo, HandlerConfig, HandlerStats, NodeFacts, PoolFacts, TopologyFacts
+from ._records import NodeFacts, PoolFacts, TopologyFacts
 from . import _windows_exports as _exports
 from ._units import MiB as _MiB
 from ._units import page_size_name as _page_size_name
@@ -339,31 +340,11 @@ def current_cpu() -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# The NEP 49 memory handler: Linux only for now
+# The node arenas and the NEP 49 memory handler: numamap's C core in _numamap_arena.dll
 
-_NO_HANDLER = ("numamap's NEP 49 memory handler (numamap.policy) is Linux-only for now: it is C over "
-               "mmap/mbind, and its Windows port (VirtualAlloc2 with a NumaNode parameter) is not written; "
-               "use numamap.zeros/empty/asarray(..., node=...) on Windows")
-
-
-def handler_new(config: HandlerConfig) -> Any:
-    """NotImplementedError: the handler is Linux-only."""
-    raise NotImplementedError(_NO_HANDLER)
-
-
-def handler_check(capsule: Any) -> int:
-    """NotImplementedError: the handler is Linux-only."""
-    raise NotImplementedError(_NO_HANDLER)
-
-
-def handler_stats(capsule: Any) -> HandlerStats:
-    """NotImplementedError: the handler is Linux-only."""
-    raise NotImplementedError(_NO_HANDLER)
-
-
-def handler_block_info(address: int) -> BlockInfo | None:
-    """NotImplementedError: the handler is Linux-only."""
-    raise NotImplementedError(_NO_HANDLER)
+from ._windows_arenas import (ArenaBuffer, arena_block_info, arena_check, arena_configure,  # noqa: E402
+                              arena_stats, arena_take, arena_trim, handler_block_info, handler_check,
+                              handler_new, handler_stats)
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,6 +356,12 @@ def copy_bandwidth(cpus: Sequence[int], bytes_per_thread: int, repeat: int) -> l
     raise NotImplementedError("the copy-bandwidth benchmark's pinned memcpy threads are a C module "
                               "built on Linux only (pthreads); numamap bench reports this row as "
                               "unavailable on Windows")
+
+
+def handler_churn(capsules: Sequence[Any], pairs: int, max_size: int) -> float:
+    """NotImplementedError: the threaded allocation benchmark is C for Linux (pthreads)."""
+    raise NotImplementedError("the allocation-throughput benchmark's threads are Linux C (pthreads); "
+                              "on Windows numamap bench reports that row as not measured")
 
 
 def map_unmap_cost(nbytes: int) -> Callable[[], None]:

@@ -22,7 +22,12 @@ ERROR_INVALID_ADDRESS = 487
 ERROR_MAPPED_ALIGNMENT = 1132
 ERROR_NOT_ALL_ASSIGNED = 1300
 ERROR_PRIVILEGE_NOT_HELD = 1314
+ERROR_NOT_SUPPORTED = 50
+ERROR_NO_SYSTEM_RESOURCES = 1450
 ERROR_COMMITMENT_LIMIT = 1455
+
+#: The call name the arenas report when a large-page block (page_kind '2M' or '1G') is refused.
+LARGE_PAGE_ALLOC = "nm_arena_alloc with MEM_LARGE_PAGES"
 
 GRANT_LOCK_PAGES = (
     "large pages need the 'Lock pages in memory' right (SeLockMemoryPrivilege): run secpol.msc, "
@@ -34,7 +39,21 @@ _VIEW_TOO_BIG = ("Windows answers a view that runs past the end of its section w
 _MAP_CALLS = ("MapViewOfFile3", "MapViewOfFile3FromApp", "MapViewOfFileExNuma", "MapViewOfFileNuma2",
               "MapViewOfFile2")
 
+_LARGE_PAGES_REFUSED = (
+    "Windows refused large pages for this block; Wine always does (error 87). An explicit "
+    "page_kind '2M' or '1G' is not replaced by other pages: ask for 'auto', which falls back")
+_LARGE_PAGES_SHORT = ("no physically contiguous free memory for large pages now: free memory, or "
+                      "ask for page_kind 'auto', which falls back")
+
 _RULES = {
+    # node arenas (_windows_arenas): an explicit large-page kind that cannot be had is MemoryError,
+    # as a hugetlb pool that cannot serve is on Linux
+    (LARGE_PAGE_ALLOC, ERROR_INVALID_PARAMETER): Rule(MemoryError, _LARGE_PAGES_REFUSED),
+    (LARGE_PAGE_ALLOC, ERROR_NO_SYSTEM_RESOURCES): Rule(MemoryError, _LARGE_PAGES_SHORT),
+    (LARGE_PAGE_ALLOC, ERROR_NOT_ENOUGH_MEMORY): Rule(MemoryError, _LARGE_PAGES_SHORT),
+    (LARGE_PAGE_ALLOC, ERROR_PRIVILEGE_NOT_HELD): Rule(PermissionError, GRANT_LOCK_PAGES),
+    (LARGE_PAGE_ALLOC, ERROR_NOT_SUPPORTED): Rule(
+        OSError, "1 GiB pages need VirtualAlloc2 (Windows 10 / Windows Server 2016 and later)"),
     ("AdjustTokenPrivileges", ERROR_NOT_ALL_ASSIGNED): Rule(PermissionError, GRANT_LOCK_PAGES),
     ("AdjustTokenPrivileges", ERROR_PRIVILEGE_NOT_HELD): Rule(PermissionError, GRANT_LOCK_PAGES),
     ("OpenFileMappingW", ERROR_FILE_NOT_FOUND): Rule(

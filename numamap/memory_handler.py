@@ -44,6 +44,8 @@ from ._units import format_bytes, page_size_name, parse_page_size, parse_size
 DEFAULT_MIN_SIZE = 0
 
 HANDLER_PREFIX = "numamap_"
+#: handler_check codes that mean "not allowed" (a container's seccomp profile, a missing right)
+_REFUSALS = {"linux": (errno.EPERM, errno.EACCES), "windows": (5, 1314)}
 _SET_HANDLER, _GET_HANDLER = 304, 305  # slots of numpy's C API table, stable since numpy 1.22
 
 # (policy, the handler its ``with`` block replaced) pairs, innermost last: a context variable,
@@ -215,8 +217,9 @@ class Policy:
         if self.node is not None:
             err = backend.handler_check(capsule)
             if err:
-                why = f"the kernel refused to place memory on node {self.node} ({os.strerror(err)})"
-                refused = err in (errno.EPERM, errno.EACCES)
+                text = os.strerror(err) if backend.PLATFORM == "linux" else f"Windows error {err}"
+                why = f"the kernel refused to place memory on node {self.node} ({text})"
+                refused = err in _REFUSALS.get(backend.PLATFORM, ())
                 if strict or not (refused or len(backend.memory_nodes()) == 1):
                     hint = f": {CONTAINER_HINT}" if refused else ""
                     raise FallbackError(err, f"numamap.policy cannot place memory on node {self.node}: "
