@@ -107,7 +107,8 @@ static void nm_large_unmap(nm_arena *arena, nm_large *large)
 
 static void *nm_large_alloc(nm_arena *arena, size_t size, int zero, int *error)
 {
-    int cls = nm_large_class(size);
+    /* a 1 GiB arena serves small sizes here too: they share the smallest large class */
+    int cls = size > NM_ARENA_SMALL_MAX ? nm_large_class(size) : 0;
     if (cls >= NM_LARGE_CLASSES) {
         *error = ENOMEM;
         return NULL;

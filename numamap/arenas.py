@@ -208,7 +208,9 @@ def trim() -> int:
 
     Whole free chunks and cached large blocks are unmapped; free parts of chunks still in use
     give their pages back (MADV_DONTNEED on Linux). Blocks held in other threads' caches stay
-    with those threads (at most 64 KiB per size class each) until they free or end.
+    with those threads until they flush them or end: per thread and arena, 64 KiB worth of
+    blocks per size class (4 blocks at least, so up to 1 MiB for the 256 KiB class), about
+    7.5 MiB in all at the very most.
 
     Examples
     --------

@@ -206,7 +206,7 @@ def empty_like(a, dtype=None, order: str = "K", *, shape=None, device=None, **pl
 def zeros_like(a, dtype=None, order: str = "K", *, shape=None, device=None, **placement) -> np.ndarray:
     """:func:`zeros` with the shape and dtype of ``a``."""
     _check_numpy_keywords("zeros_like", None, device, placement)
-    return empty(*_like(a, dtype, order, shape), **placement)
+    return zeros(*_like(a, dtype, order, shape), **placement)
 
 
 def ones_like(a, dtype=None, order: str = "K", *, shape=None, device=None, **placement) -> np.ndarray:

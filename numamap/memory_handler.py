@@ -341,9 +341,10 @@ def policy(node=None, *, page_size="auto", min_size=DEFAULT_MIN_SIZE, strict: bo
         The smallest allocation that comes from the arena (default 0: every allocation;
         docs/policy.md). Smaller ones come from malloc.
     strict : bool
-        Raise FallbackError when the node cannot be bound on a one-node machine (where the
-        default is to warn and leave placement to the kernel). With several nodes a refused
-        binding always raises.
+        Raise FallbackError when the node cannot be bound. Without it, a binding the system
+        refuses (EPERM/EACCES: a container's seccomp profile) or any failure on a one-node
+        machine warns once and leaves placement to the kernel (the handler's name then ends in
+        '_unplaced'); any other failure on a machine with several nodes raises.
 
     Returns
     -------

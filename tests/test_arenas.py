@@ -4,7 +4,7 @@ Host tier: everything here holds on one node. Placement on several nodes is test
 (multi-node tier); the Windows DLL is tests/test_windows_arenas.py (Windows tier).
 """
 import gc
-import resource
+import sys
 import threading
 import time
 
@@ -13,6 +13,11 @@ import pytest
 
 import numamap
 from numamap.arenas import ArenaBlock, arena_settings
+
+if sys.platform == "win32":
+    pytest.skip("needs the Linux backend: runs in the host and multi-node tiers (the Windows tier "
+                "runs tests/test_windows_arenas.py)", allow_module_level=True)
+import resource  # noqa: E402 - after the skip: Windows has no resource module
 
 pytestmark = [pytest.mark.linux, pytest.mark.numa_calls]
 
