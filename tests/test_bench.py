@@ -25,7 +25,8 @@ from numamap.plotting import INSTALL_HINT
 
 TINY = ["--quick", "--size", "4M", "--budget", "3"]
 WORKLOADS = ["fill", "fill vs 4K pages", "copy", "triad", "gather", "gather vs 4K pages",
-             "small-array loop", "allocate 16 KiB", "allocate 64 MiB"]
+             "small-array loop", "allocate 16 KiB", "allocate 64 MiB", "a*b+d 256 KiB", "a*b+d 2 MiB",
+             "a*b+d 16 MiB", "a*b+d 128 MiB", "allocate in threads"]
 HUGE_2M = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
 
 linux = pytest.mark.linux

@@ -85,7 +85,7 @@ def churn_row(pairs: int, plan: Plan) -> Row:
         note += f"; not measured: {'; '.join(out.missing.values())}"
     # 'many' returns its wall time over the thread count, so pairs over it is the aggregate rate
     one_m, many_m = out.measure("one", amount=pairs, scale=1e6), out.measure("many", amount=pairs, scale=1e6)
-    return Row(f"allocate in {threads} threads", "M/s", one_m, many_m, higher_is_better=True,
+    return Row("allocate in threads", "M/s", one_m, many_m, higher_is_better=True,
                name=f"alloc/free: {threads} threads vs 1", numpy_does="1 thread, its node's policy",
                numamap_does=f"{threads} threads, each its node's policy", rounds=out.describe(),
                note=note)

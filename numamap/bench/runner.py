@@ -35,7 +35,7 @@ LARGE_ALLOC = 64 * MiB
 #: The order of the table's rows.
 ORDER = ["fill", "fill vs 4K pages", "copy", "triad", "gather", "gather vs 4K pages",
          "small-array loop", f"allocate {format_bytes(SMALL_ALLOC)}", f"allocate {format_bytes(LARGE_ALLOC)}",
-         *(f"a*b+d {format_bytes(size)}" for size in EXPRESSION_SIZES)]
+         *(f"a*b+d {format_bytes(size)}" for size in EXPRESSION_SIZES), "allocate in threads"]
 
 
 def check_arguments(quick: bool, size, repeat, reserve_hugepages: bool, budget) -> tuple[int, float]:
