@@ -30,7 +30,7 @@ uint64_t nm_idle_items;                   /* atomic */
 nm_arena *nm_arenas[NM_ARENAS];           /* atomic pointers, created under nm_global */
 nm_desc **nm_map[NM_MAP_L1];              /* atomic pointers to leaves, made under nm_map_lock */
 nm_tcache *nm_registry;                   /* under nm_global */
-__thread nm_tcache *nm_tc;                /* this thread's cache */
+NM_TLS nm_tcache *nm_tc;                  /* this thread's cache */
 
 static void nm_decay_body(void);
 
@@ -61,6 +61,7 @@ static nm_arena *nm_arena_of(int node, int kind, int *error)
         arena->node = node;
         arena->kind = kind;
         arena->page_size = nm_kind_page(kind);
+        arena->slot = (int)(index % NM_SLOTS);
         NM_STORE(&nm_arenas[index], arena);
     }
     nm_os_lock_drop(&nm_global);
@@ -309,6 +310,7 @@ static void nm_fork_child(void)
         fresh->node = old->node;
         fresh->kind = old->kind;
         fresh->page_size = old->page_size;
+        fresh->slot = old->slot;
         NM_STORE(&nm_arenas[i], fresh);
     }
 }
@@ -353,22 +355,67 @@ int nm_arena_auto_kind(int node)
     return (flags & NM_AUTO_THP) ? NM_ARENA_THP : NM_ARENA_BASE;
 }
 
-static void *nm_alloc_in(int node, int kind, size_t size, int zero, int *error)
+static void *nm_alloc_from(nm_arena *arena, size_t size, int zero, int *error)
 {
-    nm_arena *arena = nm_arena_of(node, kind, error);
-    if (arena == NULL)
-        return NULL;
     if (NM_LOAD(&arena->sealed)) {
         *error = ENOMEM;
         return NULL;
     }
-    if (size <= NM_ARENA_SMALL_MAX && kind != NM_ARENA_HUGE_1G) {
+    if (size <= NM_ARENA_SMALL_MAX && arena->kind != NM_ARENA_HUGE_1G) {
         void *block = nm_small_alloc(arena, nm_small_class(size), error);
         if (block != NULL && zero)
             memset(block, 0, size);
         return block;
     }
     return nm_large_alloc(arena, size, zero, error);
+}
+
+static void *nm_alloc_in(int node, int kind, size_t size, int zero, int *error)
+{
+    nm_arena *arena = nm_arena_of(node, kind, error);
+    return arena == NULL ? NULL : nm_alloc_from(arena, size, zero, error);
+}
+
+void *nm_arena_find(int node, int kind, int *error)
+{
+    *error = nm_ready() ? 0 : EINVAL; /* nm_arena_configure first */
+    return *error ? NULL : nm_arena_of(node, kind, error);
+}
+
+void *nm_arena_take(void *arena, size_t size, int zero, int *error)
+{
+    *error = 0;
+    if (size > ((size_t)1 << 46)) {
+        *error = ENOMEM;
+        return NULL;
+    }
+    return nm_alloc_from(arena, size, zero, error);
+}
+
+void *nm_arena_take_auto(void *huge, void *plain, size_t size, int zero, int *error, int *served)
+{
+    nm_arena *arena = huge;
+    int flags = NM_LOAD(&nm_auto_flags);
+    if (size >= ((size_t)1 << 30) && (flags & NM_AUTO_1G))
+        return nm_arena_alloc_kind(((nm_arena *)plain)->node, NM_ARENA_AUTO, size, zero, error, served);
+    if (arena != NULL && (flags & NM_AUTO_2M)) {
+        uint64_t retry = NM_LOAD(&arena->huge_retry_at);
+        if (retry == 0 || nm_os_now_ms() >= retry) {
+            *served = arena->kind;
+            void *block = nm_arena_take(arena, size, zero, error);
+            if (block != NULL) {
+                if (retry != 0)
+                    NM_STORE(&arena->huge_retry_at, (uint64_t)0);
+                return block;
+            }
+            if (*error == EINVAL)
+                return NULL;
+            /* the pool could not serve: the plain arena for a while, then hugetlb again */
+            NM_STORE(&arena->huge_retry_at, nm_os_now_ms() + NM_HUGE_RETRY_MS);
+        }
+    }
+    *served = ((nm_arena *)plain)->kind;
+    return nm_arena_take(plain, size, zero, error);
 }
 
 void *nm_arena_alloc_kind(int node, int kind, size_t size, int zero, int *error, int *served)
@@ -391,25 +438,31 @@ void *nm_arena_alloc_kind(int node, int kind, size_t size, int zero, int *error,
         if (block != NULL)
             return block;
     }
-    if ((flags & NM_AUTO_2M) && node >= -1 && node <= NM_ARENA_MAX_NODE) {
-        nm_arena *arena = nm_arena_of(node, NM_ARENA_HUGE_2M, error);
-        uint64_t retry = arena == NULL ? 0 : NM_LOAD(&arena->huge_retry_at);
-        if (arena != NULL && (retry == 0 || nm_os_now_ms() >= retry)) {
-            void *block = nm_alloc_in(node, *served = NM_ARENA_HUGE_2M, size, zero, error);
+    nm_arena *huge = NULL, *plain;
+    if ((flags & NM_AUTO_2M) && (huge = nm_arena_of(node, NM_ARENA_HUGE_2M, error)) == NULL)
+        return NULL;
+    if ((plain = nm_arena_of(node, (flags & NM_AUTO_THP) ? NM_ARENA_THP : NM_ARENA_BASE, error)) == NULL)
+        return NULL;
+    if (size >= ((size_t)1 << 30))
+        flags &= ~NM_AUTO_1G; /* tried above */
+    if (huge != NULL) {
+        uint64_t retry = NM_LOAD(&huge->huge_retry_at);
+        if (retry == 0 || nm_os_now_ms() >= retry) {
+            *served = NM_ARENA_HUGE_2M;
+            void *block = nm_alloc_from(huge, size, zero, error);
             if (block != NULL) {
                 if (retry != 0)
-                    NM_STORE(&arena->huge_retry_at, (uint64_t)0);
+                    NM_STORE(&huge->huge_retry_at, (uint64_t)0);
                 return block;
             }
             if (*error == EINVAL)
                 return NULL;
-            /* the pool could not serve: THP for a while, then hugetlb is tried again */
-            NM_STORE(&arena->huge_retry_at, nm_os_now_ms() + NM_HUGE_RETRY_MS);
+            NM_STORE(&huge->huge_retry_at, nm_os_now_ms() + NM_HUGE_RETRY_MS);
         }
     }
     *error = 0;
-    *served = (flags & NM_AUTO_THP) ? NM_ARENA_THP : NM_ARENA_BASE;
-    return nm_alloc_in(node, *served, size, zero, error);
+    *served = plain->kind;
+    return nm_alloc_from(plain, size, zero, error);
 }
 
 void *nm_arena_alloc(int node, int kind, size_t size, int zero, int *error)
@@ -520,15 +573,21 @@ size_t nm_arena_get_stats(nm_arena_stats *out, size_t capacity)
         nm_arena *arena = NM_LOAD(&nm_arenas[i]);
         if (arena == NULL)
             continue;
+        nm_os_lock_take(&arena->lock);
+        int idle = arena->mapped == 0 && arena->misses == 0 && arena->failures == 0 && arena->returned == 0;
+        nm_os_lock_drop(&arena->lock);
+        if (idle) /* found for a handler, never used: no row */
+            continue;
         if (count < capacity) {
             nm_arena_stats *st = &out[count];
             uint64_t held = 0, allocs = 0;
-            int s = nm_slot_index(arena);
+            int s = arena->slot;
             nm_os_lock_take(&nm_global); /* the registry; never held while taking an arena lock */
             for (nm_tcache *tc = nm_registry; tc != NULL; tc = tc->next) {
                 if (NM_LOAD(&tc->slot[s].arena) == arena) {
-                    held += NM_LOAD(&tc->slot[s].bytes);
-                    allocs += NM_LOAD(&tc->slot[s].allocs);
+                    for (int c = 0; c < NM_SMALL_CLASSES; c++)
+                        held += (uint64_t)NM_RLOAD(&tc->slot[s].bins[c].count) * nm_small_size(c);
+                    allocs += NM_RLOAD(&tc->slot[s].allocs);
                 }
             }
             nm_os_lock_drop(&nm_global);

@@ -83,6 +83,19 @@ void *nm_arena_alloc(int node, int kind, size_t size, int zero, int *error);
 void *nm_arena_realloc(void *block, size_t size, int *error);
 /* Give a block back to its arena: 0, or -1 (nothing done) when it is not a live arena block. */
 int nm_arena_free(void *block);
+/* The arena of (node, kind), made if need be, for nm_arena_take: NULL with *error set. */
+void *nm_arena_find(int node, int kind, int *error);
+/* nm_arena_alloc from an arena nm_arena_find gave: the handler's path, with no lookup. */
+void *nm_arena_take(void *arena, size_t size, int zero, int *error);
+/* AUTO from two found arenas: ``huge`` (HUGE_2M; NULL: none) while its pool serves, else
+ * ``plain``; *served says which kind served the block. Sizes of 1 GiB or more go through
+ * nm_arena_alloc_kind (1 GiB pages first where that pool exists). */
+void *nm_arena_take_auto(void *huge, void *plain, size_t size, int zero, int *error, int *served);
+/* The fast paths of the handler: a block of ``size`` from this thread's cache of ``arena``
+ * (NULL: none there, take the full path); a block back into this thread's cache (0; -1: take
+ * nm_arena_free). Neither takes a lock or maps anything. */
+void *nm_arena_take_cached(void *arena, size_t size);
+int nm_arena_give_cached(void *block);
 /* nm_arena_alloc that also says which kind served the block (AUTO picks one) in *served. */
 void *nm_arena_alloc_kind(int node, int kind, size_t size, int zero, int *error, int *served);
 /* What ``address`` is: 0 and *out filled when it is the start of a live arena block, else -1. */

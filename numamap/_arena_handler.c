@@ -7,8 +7,8 @@
  * whatever size numpy passes them (a guess for zero-size arrays).
  *
  * State: the handler struct and its context live in one heap block, which the capsule's
- * destructor frees; the context is read-only after creation except for its counters, which are
- * updated atomically. The one process-wide value, PyCapsule_GetPointer's address, is written
+ * destructor frees; the context is read-only after creation except for its counters, striped
+ * by thread (see nm_stripe). The one process-wide value, PyCapsule_GetPointer's address, is written
  * once before any handler exists. No function prints. */
 #include "_arena_handler.h"
 #include "_arena.h"
@@ -20,10 +20,30 @@
 _Static_assert(offsetof(nm_numpy_handler, version) == 127, "PyDataMem_Handler.version");
 _Static_assert(offsetof(nm_numpy_handler, allocator) == 128, "PyDataMem_Handler.allocator");
 
+/* Counters striped by thread: each thread adds to its own stripe with a plain load and store
+ * (no locked instruction, no cache line shared with other threads). Threads beyond NM_STRIPES
+ * share stripes, and an update may then be lost: the counters are exact up to 64 threads. */
+#define NM_STRIPES 64
+typedef struct {
+    uint64_t blocks, freed, hugetlb, hugetlb_fallbacks, in_place, errors;
+    uint64_t pad[2]; /* 64 bytes a stripe */
+} nm_stripe;
+
 typedef struct {
     nm_handler_config config; /* as nm_handler_new checked it; name NULL (the caller's string) */
-    nm_handler_stats stats;
+    void *arena;              /* the arena of (node, kind); NULL for AUTO */
+    void *huge, *plain;       /* AUTO: hugetlb 2M and THP/base arenas; plain: the fallback */
+    int huge_first;           /* AUTO on a machine with a 2M pool: the thread cache of huge first */
+    int last_error;           /* atomic */
+    nm_stripe stripes[NM_STRIPES];
 } nm_ctx;
+
+#if defined(_WIN32)
+static __thread int nm_my_stripe = -1;
+#else
+static __thread __attribute__((tls_model("initial-exec"))) int nm_my_stripe = -1;
+#endif
+static int nm_next_stripe; /* atomic */
 
 /* The capsule's pointer is the whole block: the handler first, its context after it. */
 typedef struct {
@@ -36,35 +56,50 @@ static nm_capsule_getter nm_get_pointer; /* atomic; written once, before the fir
 
 static const char nm_capsule_name[] = "mem_handler";
 
-static void nm_count(uint64_t *counter) { __atomic_add_fetch(counter, 1, __ATOMIC_RELAXED); }
+static nm_stripe *nm_stripe_of(nm_ctx *c)
+{
+    int mine = nm_my_stripe;
+    if (mine < 0)
+        nm_my_stripe = mine = __atomic_fetch_add(&nm_next_stripe, 1, __ATOMIC_RELAXED) % NM_STRIPES;
+    return &c->stripes[mine];
+}
+
+#define nm_count(c, field)                                                                        \
+    do {                                                                                          \
+        nm_stripe *stripe_ = nm_stripe_of(c);                                                     \
+        __atomic_store_n(&stripe_->field, __atomic_load_n(&stripe_->field, __ATOMIC_RELAXED) + 1, \
+                         __ATOMIC_RELAXED);                                                       \
+    } while (0)
 
 static void nm_failed(nm_ctx *c, int error)
 {
-    nm_count(&c->stats.errors);
-    __atomic_store_n(&c->stats.last_error, error, __ATOMIC_RELAXED);
+    nm_count(c, errors);
+    __atomic_store_n(&c->last_error, error, __ATOMIC_RELAXED);
 }
 
 static void nm_served(nm_ctx *c, int served)
 {
-    nm_count(&c->stats.blocks);
+    nm_count(c, blocks);
     if (served == NM_ARENA_HUGE_2M || served == NM_ARENA_HUGE_1G)
-        nm_count(&c->stats.hugetlb);
+        nm_count(c, hugetlb);
     else if (c->config.kind == NM_ARENA_HUGE_2M || c->config.kind == NM_ARENA_HUGE_1G)
-        nm_count(&c->stats.hugetlb_fallbacks);
+        nm_count(c, hugetlb_fallbacks);
 }
 
-/* A block from the arena; an explicit hugetlb kind the pool cannot serve gets THP pages. */
+/* A block from the arena; an explicit hugetlb kind the pool cannot serve gets the plain
+ * arena's pages (THP where it can be asked for, else base). */
 static void *nm_from_arena(nm_ctx *c, size_t size, int zero)
 {
     int error = 0, served = c->config.kind;
-    void *block = nm_arena_alloc_kind(c->config.node, c->config.kind, size, zero, &error, &served);
-    if (block == NULL && error != EINVAL
-        && (c->config.kind == NM_ARENA_HUGE_2M || c->config.kind == NM_ARENA_HUGE_1G)) {
-        /* what 'auto' would take without hugetlb: THP where it can be asked for, else base */
-        int fallback = nm_arena_auto_kind(c->config.node);
-        if (fallback == NM_ARENA_HUGE_2M)
-            fallback = NM_ARENA_THP;
-        block = nm_arena_alloc_kind(c->config.node, fallback, size, zero, &error, &served);
+    void *block;
+    if (c->arena == NULL) {
+        block = nm_arena_take_auto(c->huge, c->plain, size, zero, &error, &served);
+    } else {
+        block = nm_arena_take(c->arena, size, zero, &error);
+        if (block == NULL && error != EINVAL && c->plain != NULL) {
+            served = nm_arena_auto_kind(-1) == NM_ARENA_BASE ? NM_ARENA_BASE : NM_ARENA_THP;
+            block = nm_arena_take(c->plain, size, zero, &error);
+        }
     }
     if (block == NULL)
         nm_failed(c, error ? error : ENOMEM);
@@ -84,6 +119,12 @@ static void *nm_malloc(void *ctx, size_t size)
     nm_ctx *c = ctx;
     if (size < c->config.min_size)
         return malloc(size ? size : 1);
+    /* the common case: a block this thread freed before, from its own cache */
+    void *cached = nm_arena_take_cached(c->arena ? c->arena : (c->huge_first ? c->huge : c->plain), size);
+    if (cached != NULL) {
+        nm_count(c, blocks);
+        return cached;
+    }
     return nm_from_arena(c, size, 0);
 }
 
@@ -105,8 +146,8 @@ static void nm_free(void *ctx, void *ptr, size_t size_hint)
     (void)size_hint; /* numpy's guess for zero-size arrays: the region map knows */
     if (ptr == NULL)
         return;
-    if (nm_arena_free(ptr) == 0)
-        nm_count(&((nm_ctx *)ctx)->stats.freed);
+    if (nm_arena_give_cached(ptr) == 0 || nm_arena_free(ptr) == 0)
+        nm_count((nm_ctx *)ctx, freed);
     else
         free(ptr);
 }
@@ -139,10 +180,12 @@ static void *nm_realloc(void *ctx, void *ptr, size_t new_size)
         nm_failed(c, error ? error : ENOMEM);
         return NULL;
     }
-    if (moved == ptr)
-        nm_count(&c->stats.in_place);
-    else
-        nm_count(&c->stats.blocks), nm_count(&c->stats.freed);
+    if (moved == ptr) {
+        nm_count(c, in_place);
+    } else {
+        nm_count(c, blocks);
+        nm_count(c, freed);
+    }
     return moved;
 }
 
@@ -178,6 +221,21 @@ int nm_handler_new(const nm_handler_config *config, void **handler_out)
     block->handler.version = 1;
     block->ctx.config = *config;
     block->ctx.config.name = NULL;
+    int error = 0, plain_kind = nm_arena_auto_kind(-1) == NM_ARENA_BASE ? NM_ARENA_BASE : NM_ARENA_THP;
+    if (config->kind == NM_ARENA_AUTO) {
+        block->ctx.huge_first = nm_arena_auto_kind(config->node) == NM_ARENA_HUGE_2M;
+        block->ctx.huge = nm_arena_find(config->node, NM_ARENA_HUGE_2M, &error);
+        if (error == 0)
+            block->ctx.plain = nm_arena_find(config->node, plain_kind, &error);
+    } else {
+        block->ctx.arena = nm_arena_find(config->node, config->kind, &error);
+        if (error == 0 && (config->kind == NM_ARENA_HUGE_2M || config->kind == NM_ARENA_HUGE_1G))
+            block->ctx.plain = nm_arena_find(config->node, plain_kind, &error);
+    }
+    if (error) {
+        free(block);
+        return error;
+    }
     block->handler.allocator.ctx = &block->ctx;
     block->handler.allocator.malloc = nm_malloc;
     block->handler.allocator.calloc = nm_calloc;
@@ -204,14 +262,18 @@ int nm_handler_check(void *handler)
 
 void nm_handler_get_stats(void *handler, nm_handler_stats *out)
 {
-    const nm_handler_stats *s = &((nm_handler_block *)handler)->ctx.stats;
-    out->blocks = __atomic_load_n(&s->blocks, __ATOMIC_RELAXED);
-    out->freed = __atomic_load_n(&s->freed, __ATOMIC_RELAXED);
-    out->hugetlb = __atomic_load_n(&s->hugetlb, __ATOMIC_RELAXED);
-    out->hugetlb_fallbacks = __atomic_load_n(&s->hugetlb_fallbacks, __ATOMIC_RELAXED);
-    out->in_place = __atomic_load_n(&s->in_place, __ATOMIC_RELAXED);
-    out->errors = __atomic_load_n(&s->errors, __ATOMIC_RELAXED);
-    out->last_error = __atomic_load_n(&s->last_error, __ATOMIC_RELAXED);
+    const nm_ctx *c = &((nm_handler_block *)handler)->ctx;
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < NM_STRIPES; i++) {
+        const nm_stripe *s = &c->stripes[i];
+        out->blocks += __atomic_load_n(&s->blocks, __ATOMIC_RELAXED);
+        out->freed += __atomic_load_n(&s->freed, __ATOMIC_RELAXED);
+        out->hugetlb += __atomic_load_n(&s->hugetlb, __ATOMIC_RELAXED);
+        out->hugetlb_fallbacks += __atomic_load_n(&s->hugetlb_fallbacks, __ATOMIC_RELAXED);
+        out->in_place += __atomic_load_n(&s->in_place, __ATOMIC_RELAXED);
+        out->errors += __atomic_load_n(&s->errors, __ATOMIC_RELAXED);
+    }
+    out->last_error = __atomic_load_n(&c->last_error, __ATOMIC_RELAXED);
 }
 
 int nm_handler_block_info(const void *data, int assume_malloc, nm_block_info *out)

@@ -65,7 +65,6 @@ const char *nm_handler_capsule_name(void);
 /* Address of the capsule destructor, a C function that frees the handler. */
 uintptr_t nm_handler_capsule_destructor(void);
 
-/* cdef end */
 
 /* numpy's PyDataMemAllocator and PyDataMem_Handler, version 1 (numpy/ndarraytypes.h). The
  * layout is part of numpy's ABI since 1.22; defining it here means building needs no numpy. */
@@ -82,5 +81,7 @@ typedef struct {
     uint8_t version;
     nm_allocator allocator;
 } nm_numpy_handler;
+
+/* cdef end */
 
 #endif

@@ -11,8 +11,12 @@
 
 #if defined(_WIN32)
 #define NM_INTERNAL
+#define NM_TLS __thread
 #else
 #define NM_INTERNAL __attribute__((visibility("hidden")))
+/* initial-exec: one load per access, not a call to __tls_get_addr. One pointer of static TLS is
+ * well within what glibc keeps spare for modules loaded later. */
+#define NM_TLS __thread __attribute__((tls_model("initial-exec")))
 #endif
 
 #define NM_UNIT ((size_t)65536)
@@ -33,6 +37,9 @@
 #define NM_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define NM_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define NM_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
+/* a counter only its owner thread writes, read by others: a plain load or store, never torn */
+#define NM_RLOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define NM_RSTORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
 struct nm_arena;
 
@@ -64,6 +71,7 @@ typedef struct nm_chunk {
     uint32_t dirty_units;         /* bit i: unit i was used since it was last purged */
     uint64_t idle_since;          /* when the last run left it (0: some run is in it) */
     uint8_t owner[NM_UNITS];      /* start unit of the run over each unit */
+    uint8_t unit_cls[NM_UNITS];   /* size class of the run over each unit */
     nm_run runs[NM_UNITS];        /* indexed by start unit */
 } nm_chunk;
 
@@ -86,6 +94,7 @@ typedef struct nm_arena {
     uint64_t cached_large; /* bytes of cached large mappings */
     uint64_t huge_retry_at;
     int sealed; /* atomic: a forked child's copy of shared chunks: serves nothing new */
+    int slot;   /* its slot in thread caches */
     /* counters: written under the lock, except the relaxed atomic ones marked */
     uint64_t mapped, out, allocs, misses, returned, failures;
     int last_error;
@@ -94,15 +103,14 @@ typedef struct nm_arena {
 
 typedef struct {
     void *head;
-    uint32_t count;
+    uint32_t count; /* NM_RSTORE: stats add up what thread caches hold */
 } nm_bin;
 
 typedef struct nm_tcache {
     struct nm_tcache *next, *prev; /* registry of live thread caches */
     struct {
         nm_arena *arena;
-        uint64_t bytes;  /* atomic: bytes held in the bins (stats read them from other threads) */
-        uint64_t allocs; /* atomic: allocations served by this slot */
+        uint64_t allocs; /* NM_RSTORE: allocations served by this slot */
         nm_bin bins[NM_SMALL_CLASSES];
     } slot[NM_SLOTS];
 } nm_tcache;
@@ -124,7 +132,7 @@ NM_INTERNAL extern uint64_t nm_idle_items;
 NM_INTERNAL extern nm_arena *nm_arenas[NM_ARENAS];
 NM_INTERNAL extern nm_desc **nm_map[NM_MAP_L1];
 NM_INTERNAL extern nm_tcache *nm_registry;
-NM_INTERNAL extern __thread nm_tcache *nm_tc;
+NM_INTERNAL extern NM_TLS nm_tcache *nm_tc;
 
 /* ---- size classes -------------------------------------------------------------------------- */
 /* ---- size classes -------------------------------------------------------------------------- */

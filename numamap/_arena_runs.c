@@ -136,6 +136,7 @@ static nm_run *nm_run_new(nm_arena *arena, int cls, int *went_busy, int *error)
     run->nfree = run->capacity;
     for (int u = start; u < start + units; u++) {
         chunk->owner[u] = (uint8_t)start;
+        chunk->unit_cls[u] = (uint8_t)cls;
         chunk->free_units &= ~(1u << u);
         chunk->dirty_units |= 1u << u;
     }
@@ -215,12 +216,11 @@ void nm_flush_slot(nm_tcache *tc, int s)
             bin->head = *(void **)block;
             nm_give(arena, (nm_chunk *)nm_lookup(block), block, &went_idle);
         }
-        bin->count = 0;
+        NM_RSTORE(&bin->count, 0u);
     }
-    arena->allocs += NM_LOAD(&tc->slot[s].allocs); /* the counts outlive the thread's cache */
-    NM_STORE(&tc->slot[s].allocs, (uint64_t)0);
+    arena->allocs += NM_RLOAD(&tc->slot[s].allocs); /* the counts outlive the thread's cache */
+    NM_RSTORE(&tc->slot[s].allocs, (uint64_t)0);
     nm_os_lock_drop(&arena->lock);
-    NM_STORE(&tc->slot[s].bytes, (uint64_t)0);
     NM_STORE(&tc->slot[s].arena, (nm_arena *)NULL);
     while (went_idle-- > 0)
         nm_went_idle();
@@ -263,36 +263,28 @@ nm_tcache *nm_tcache_get(void)
     return tc;
 }
 
-int nm_slot_index(nm_arena *arena)
-{
-    return (int)((size_t)(arena->node + 1) * NM_ARENA_KINDS + (size_t)arena->kind) % NM_SLOTS;
-}
+int nm_slot_index(nm_arena *arena) { return arena->slot; }
 
 /* ---- small blocks -------------------------------------------------------------------------- */
-void *nm_small_alloc(nm_arena *arena, int cls, int *error)
+static void *nm_small_alloc_slow(nm_arena *arena, nm_tcache *tc, int cls, int *error)
 {
-    size_t size = nm_small_size(cls);
-    nm_tcache *tc = nm_tcache_get();
     int went_busy = 0;
     void *block = NULL;
     if (tc != NULL) {
-        int s = nm_slot_index(arena);
+        int s = arena->slot;
         if (tc->slot[s].arena != arena) {
             nm_flush_slot(tc, s);
             NM_STORE(&tc->slot[s].arena, arena);
         }
         nm_bin *bin = &tc->slot[s].bins[cls];
-        if (bin->head == NULL) {
-            nm_os_lock_take(&arena->lock);
-            bin->count = nm_take(arena, cls, nm_bin_limit(cls) / 2 + 1, &bin->head, &went_busy, error);
-            nm_os_lock_drop(&arena->lock);
-            NM_STORE(&tc->slot[s].bytes, NM_LOAD(&tc->slot[s].bytes) + bin->count * size);
-        }
-        if ((block = bin->head) != NULL) {
+        nm_os_lock_take(&arena->lock);
+        uint32_t got = nm_take(arena, cls, nm_bin_limit(cls) / 2 + 1, &bin->head, &went_busy, error);
+        nm_os_lock_drop(&arena->lock);
+        if (got > 0) {
+            block = bin->head;
             bin->head = *(void **)block;
-            bin->count--;
-            NM_STORE(&tc->slot[s].bytes, NM_LOAD(&tc->slot[s].bytes) - size);
-            NM_STORE(&tc->slot[s].allocs, NM_LOAD(&tc->slot[s].allocs) + 1);
+            NM_RSTORE(&bin->count, got - 1);
+            NM_RSTORE(&tc->slot[s].allocs, NM_RLOAD(&tc->slot[s].allocs) + 1);
         }
     } else {
         nm_os_lock_take(&arena->lock);
@@ -305,36 +297,49 @@ void *nm_small_alloc(nm_arena *arena, int cls, int *error)
     return block;
 }
 
+void *nm_small_alloc(nm_arena *arena, int cls, int *error)
+{
+    nm_tcache *tc = nm_tc;
+    if (tc != NULL && tc != NM_TC_DEAD) { /* the common case: a pop from this thread's list */
+        int s = arena->slot;
+        nm_bin *bin = &tc->slot[s].bins[cls];
+        void *block = bin->head;
+        if (block != NULL && tc->slot[s].arena == arena) {
+            bin->head = *(void **)block;
+            NM_RSTORE(&bin->count, bin->count - 1);
+            NM_RSTORE(&tc->slot[s].allocs, NM_RLOAD(&tc->slot[s].allocs) + 1);
+            return block;
+        }
+    }
+    return nm_small_alloc_slow(arena, nm_tcache_get(), cls, error);
+}
+
 void nm_small_free(nm_chunk *chunk, void *block)
 {
     nm_arena *arena = chunk->desc.arena;
     nm_tcache *tc = nm_tcache_get();
-    int s = nm_slot_index(arena);
+    int s = arena->slot;
     if (tc != NULL && tc->slot[s].arena == arena) {
-        int cls = nm_run_of(chunk, block)->cls; /* the run's class never changes while a block is out */
+        /* the unit's class never changes while one of its blocks is out */
+        int cls = chunk->unit_cls[(size_t)((char *)block - chunk->desc.base) / NM_UNIT];
         nm_bin *bin = &tc->slot[s].bins[cls];
-        size_t size = nm_small_size(cls);
         if (bin->count >= nm_bin_limit(cls)) { /* full: send half back in one go */
             int went_idle = 0;
+            uint32_t count = bin->count;
             nm_os_lock_take(&arena->lock);
-            for (uint32_t n = nm_bin_limit(cls) / 2; n > 0; n--) {
+            for (uint32_t n = nm_bin_limit(cls) / 2; n > 0; n--, count--) {
                 void *old = bin->head;
                 bin->head = *(void **)old;
-                bin->count--;
                 nm_give(arena, (nm_chunk *)nm_lookup(old), old, &went_idle);
             }
             nm_os_lock_drop(&arena->lock);
-            uint64_t held = 0; /* every bin of the slot, from its owner: exact */
-            for (int c = 0; c < NM_SMALL_CLASSES; c++)
-                held += (uint64_t)tc->slot[s].bins[c].count * nm_small_size(c);
-            NM_STORE(&tc->slot[s].bytes, held);
+            NM_RSTORE(&bin->count, count);
             while (went_idle-- > 0)
                 nm_went_idle();
         }
         *(void **)block = bin->head;
         bin->head = block;
-        bin->count++;
-        NM_STORE(&tc->slot[s].bytes, NM_LOAD(&tc->slot[s].bytes) + size);
+        NM_RSTORE(&bin->count, bin->count + 1);
         return;
     }
     int went_idle = 0;
@@ -343,4 +348,43 @@ void nm_small_free(nm_chunk *chunk, void *block)
     nm_os_lock_drop(&arena->lock);
     while (went_idle-- > 0)
         nm_went_idle();
+}
+
+void *nm_arena_take_cached(void *arena, size_t size)
+{
+    nm_tcache *tc = nm_tc;
+    nm_arena *owner = arena;
+    if (tc == NULL || tc == NM_TC_DEAD || size > NM_ARENA_SMALL_MAX || owner->kind == NM_ARENA_HUGE_1G)
+        return NULL;
+    int s = owner->slot;
+    if (tc->slot[s].arena != owner)
+        return NULL;
+    nm_bin *bin = &tc->slot[s].bins[nm_small_class(size)];
+    void *block = bin->head;
+    if (block == NULL)
+        return NULL;
+    bin->head = *(void **)block;
+    NM_RSTORE(&bin->count, bin->count - 1);
+    NM_RSTORE(&tc->slot[s].allocs, NM_RLOAD(&tc->slot[s].allocs) + 1);
+    return block;
+}
+
+int nm_arena_give_cached(void *block)
+{
+    nm_tcache *tc = nm_tc;
+    nm_desc *desc = block == NULL ? NULL : nm_lookup(block);
+    if (tc == NULL || tc == NM_TC_DEAD || desc == NULL || desc->tag != NM_DESC_CHUNK)
+        return -1;
+    nm_chunk *chunk = (nm_chunk *)desc;
+    int s = desc->arena->slot;
+    if (tc->slot[s].arena != desc->arena)
+        return -1;
+    int cls = chunk->unit_cls[(size_t)((char *)block - desc->base) / NM_UNIT];
+    nm_bin *bin = &tc->slot[s].bins[cls];
+    if (bin->count >= nm_bin_limit(cls))
+        return -1;
+    *(void **)block = bin->head;
+    bin->head = block;
+    NM_RSTORE(&bin->count, bin->count + 1);
+    return 0;
 }
