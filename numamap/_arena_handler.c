@@ -26,7 +26,8 @@ _Static_assert(offsetof(nm_numpy_handler, allocator) == 128, "PyDataMem_Handler.
 #define NM_STRIPES 64
 typedef struct {
     uint64_t blocks, freed, hugetlb, hugetlb_fallbacks, in_place, errors;
-    uint64_t pad[2]; /* 64 bytes a stripe */
+    uint64_t pad[10]; /* 128 bytes a stripe: two threads' counters never share a cache line,
+                         whatever the (16-byte) alignment of the block holding them */
 } nm_stripe;
 
 typedef struct {
