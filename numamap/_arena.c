@@ -539,6 +539,12 @@ void *nm_arena_realloc(void *block, size_t size, int *error)
     if (!info.large && size <= info.block_size && nm_small_class(size) + 4 >= nm_small_class(info.block_size))
         return block;
     void *moved = nm_alloc_in(info.node, info.kind, size, 0, error);
+    if (moved == NULL && *error != EINVAL
+        && (info.kind == NM_ARENA_HUGE_2M || info.kind == NM_ARENA_HUGE_1G)) {
+        /* the pool cannot serve the new size: the pages 'auto' takes without it */
+        int plain = (NM_LOAD(&nm_auto_flags) & NM_AUTO_THP) ? NM_ARENA_THP : NM_ARENA_BASE;
+        moved = nm_alloc_in(info.node, plain, size, 0, error);
+    }
     if (moved == NULL)
         return NULL;
     memcpy(moved, block, size < info.size ? size : info.size);

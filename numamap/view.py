@@ -321,8 +321,19 @@ def map_memory(size: int, *, section=None, offset: int = 0, access: str = "rw", 
     fallback = plan.fallback
     if fallback:
         warn_fallback(fallback)
+    try:
+        return _carry_out(plan, section=section, offset=offset, access=access, address=address,
+                          strict=strict, fallback=fallback)
+    except MemoryError:
+        if not (plan.hugetlb and section is None and page_size == "auto"):
+            raise
+    # 'auto' saw a pool that could serve, and another thread or process emptied it before the
+    # mapping was made: take what 'auto' takes without a pool (THP or base pages)
+    plan = plan_mapping(size, request, MachineFacts.from_backend(), section_page_size=None,
+                        is_section=False, offset=offset, access=access, page_size=page_size,
+                        populate=populate, strict=strict, hugetlb=False, address=address)
     return _carry_out(plan, section=section, offset=offset, access=access, address=address,
-                      strict=strict, fallback=fallback)
+                      strict=strict, fallback=plan.fallback)
 
 
 def _carry_out(plan: MappingPlan, *, section, offset: int, access: str, address: int | None,
