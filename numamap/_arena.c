@@ -292,7 +292,11 @@ static void nm_fork_parent(void)
 static void nm_fork_child(void)
 {
     nm_fork_parent();
-    nm_decay_running = 0; /* the decay thread stayed in the parent */
+    /* The decay thread stayed in the parent, and may have been waiting on the condition
+     * variable: a fresh one, or the child's first signal would wait for that dead waiter. */
+    nm_os_cond fresh_cond = NM_OS_COND_INIT;
+    nm_decay_cond = fresh_cond;
+    nm_decay_running = 0;
     NM_STORE(&nm_decay_started, 0);
     /* Hugetlb chunks are MAP_SHARED: parent and child would hand out the same free blocks.
      * The child keeps its inherited blocks where they are and serves new ones from fresh
