@@ -306,6 +306,13 @@ static void nm_fork_child(void)
         if (old == NULL || (old->kind != NM_ARENA_HUGE_2M && old->kind != NM_ARENA_HUGE_1G))
             continue;
         NM_STORE(&old->sealed, 1);
+        /* The forking thread's cached blocks of it are free in the parent too, and their links
+         * live inside the shared pages: forget them without reading or writing a byte. */
+        nm_tcache *tc = nm_tc;
+        if (tc != NULL && tc != NM_TC_DEAD && tc->slot[old->slot].arena == old) {
+            memset(tc->slot[old->slot].bins, 0, sizeof tc->slot[old->slot].bins);
+            tc->slot[old->slot].arena = NULL;
+        }
         nm_arena *fresh = calloc(1, sizeof *fresh);
         if (fresh == NULL)
             continue;
@@ -480,6 +487,8 @@ int nm_arena_free(void *block)
     nm_desc *desc = block == NULL ? NULL : nm_lookup(block);
     if (desc == NULL)
         return -1;
+    if (NM_LOAD(&desc->arena->sealed))
+        return 0; /* a forked child's block of a chunk it shares with its parent: left alone */
     if (desc->tag == NM_DESC_CHUNK) {
         nm_small_free((nm_chunk *)desc, block);
         return 0;

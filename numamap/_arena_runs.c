@@ -377,7 +377,7 @@ int nm_arena_give_cached(void *block)
         return -1;
     nm_chunk *chunk = (nm_chunk *)desc;
     int s = desc->arena->slot;
-    if (tc->slot[s].arena != desc->arena)
+    if (tc->slot[s].arena != desc->arena) /* also every block of a sealed arena (no slot has it) */
         return -1;
     int cls = chunk->unit_cls[(size_t)((char *)block - desc->base) / NM_UNIT];
     nm_bin *bin = &tc->slot[s].bins[cls];

@@ -220,3 +220,32 @@ def test_numamap_info_shows_the_arenas(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "node arenas: decay" in out and "hits" in out
+
+
+def test_a_forked_child_never_writes_into_its_parents_hugetlb_blocks(hugepage_pool):
+    """Hugetlb chunks are MAP_SHARED: a child's frees and new blocks must leave the parent's
+    memory alone (a free list link written into a shared block would change the parent's data)."""
+    from fuzzing import in_child
+
+    hugepage_pool(2048, 8)
+    with numamap.policy(0):
+        keep = np.full(1000, 7.0)
+        cached = np.full(1000, 1.0)
+    if numamap.block_info(keep).page_kind != "hugetlb":
+        pytest.fail(f"the policy did not take the reserved pool: {numamap.block_info(keep)}")
+    kept_at = keep.__array_interface__["data"][0]
+    del cached  # a free block in this thread's cache: its link lives in the shared page
+
+    def child():
+        nonlocal keep
+        with numamap.policy(0):
+            fresh = [np.full(1000, 3.0) for _ in range(64)]
+        assert kept_at not in {a.__array_interface__["data"][0] for a in fresh}
+        del keep  # the child frees its inherited view of the parent's block
+        assert all((a == 3.0).all() for a in fresh)
+
+    assert in_child(child) == 0
+    assert (keep == 7.0).all(), "the child wrote into the parent's block"
+    with numamap.policy(0):
+        again = [np.full(1000, 5.0) for _ in range(64)]
+    assert all((a == 5.0).all() for a in again) and (keep == 7.0).all()
