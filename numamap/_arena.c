@@ -343,6 +343,10 @@ int nm_arena_configure(const nm_arena_config *config)
             NM_STORE(&nm_auto_flags, (config->huge_2m ? NM_AUTO_2M : 0) | (config->huge_1g ? NM_AUTO_1G : 0)
                                          | (config->thp ? NM_AUTO_THP : 0));
             NM_STORE(&nm_configured, 1);
+            /* the pools may have changed: hugetlb is tried again at once */
+            for (size_t i = 0; i < NM_ARENAS; i++)
+                if (nm_arenas[i] != NULL)
+                    NM_STORE(&nm_arenas[i]->huge_retry_at, (uint64_t)0);
             NM_STORE(&nm_decay_ms, config->decay_ms);
             NM_STORE(&nm_cache_limit, config->cache_limit);
             nm_os_cond_signal(&nm_decay_cond);
@@ -386,6 +390,8 @@ static void *nm_alloc_in(int node, int kind, size_t size, int zero, int *error)
     nm_arena *arena = nm_arena_of(node, kind, error);
     return arena == NULL ? NULL : nm_alloc_from(arena, size, zero, error);
 }
+
+int nm_arena_has_huge_2m(void) { return (NM_LOAD(&nm_auto_flags) & NM_AUTO_2M) != 0; }
 
 void *nm_arena_find(int node, int kind, int *error)
 {

@@ -83,6 +83,8 @@ void *nm_arena_alloc(int node, int kind, size_t size, int zero, int *error);
 void *nm_arena_realloc(void *block, size_t size, int *error);
 /* Give a block back to its arena: 0, or -1 (nothing done) when it is not a live arena block. */
 int nm_arena_free(void *block);
+/* 1 when the configuration has a 2 MiB hugetlb pool (AUTO tries hugetlb first), else 0. */
+int nm_arena_has_huge_2m(void);
 /* The arena of (node, kind), made if need be, for nm_arena_take: NULL with *error set. */
 void *nm_arena_find(int node, int kind, int *error);
 /* nm_arena_alloc from an arena nm_arena_find gave: the handler's path, with no lookup. */

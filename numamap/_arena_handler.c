@@ -34,7 +34,6 @@ typedef struct {
     nm_handler_config config; /* as nm_handler_new checked it; name NULL (the caller's string) */
     void *arena;              /* the arena of (node, kind); NULL for AUTO */
     void *huge, *plain;       /* AUTO: hugetlb 2M and THP/base arenas; plain: the fallback */
-    int huge_first;           /* AUTO on a machine with a 2M pool: the thread cache of huge first */
     int last_error;           /* atomic */
     nm_stripe stripes[NM_STRIPES];
 } nm_ctx;
@@ -121,9 +120,10 @@ static void *nm_malloc(void *ctx, size_t size)
     if (size < c->config.min_size)
         return malloc(size ? size : 1);
     /* the common case: a block this thread freed before, from its own cache */
-    void *cached = nm_arena_take_cached(c->arena ? c->arena : (c->huge_first ? c->huge : c->plain), size);
+    void *from = c->arena ? c->arena : (nm_arena_has_huge_2m() ? c->huge : c->plain);
+    void *cached = nm_arena_take_cached(from, size);
     if (cached != NULL) {
-        nm_count(c, blocks);
+        nm_served(c, from == c->huge ? NM_ARENA_HUGE_2M : c->config.kind);
         return cached;
     }
     return nm_from_arena(c, size, 0);
@@ -183,8 +183,9 @@ static void *nm_realloc(void *ctx, void *ptr, size_t new_size)
     }
     if (moved == ptr) {
         nm_count(c, in_place);
-    } else {
-        nm_count(c, blocks);
+    } else { /* a new block, maybe of the fallback's pages: count it as served */
+        nm_arena_block info;
+        nm_served(c, nm_arena_block_info(moved, &info) == 0 ? info.kind : c->config.kind);
         nm_count(c, freed);
     }
     return moved;
@@ -224,7 +225,6 @@ int nm_handler_new(const nm_handler_config *config, void **handler_out)
     block->ctx.config.name = NULL;
     int error = 0, plain_kind = nm_arena_auto_kind(-1) == NM_ARENA_BASE ? NM_ARENA_BASE : NM_ARENA_THP;
     if (config->kind == NM_ARENA_AUTO) {
-        block->ctx.huge_first = nm_arena_auto_kind(config->node) == NM_ARENA_HUGE_2M;
         block->ctx.huge = nm_arena_find(config->node, NM_ARENA_HUGE_2M, &error);
         if (error == 0)
             block->ctx.plain = nm_arena_find(config->node, plain_kind, &error);

@@ -242,6 +242,17 @@ def view_of(arr: np.ndarray) -> View | ArenaBlock | None:
     return None
 
 
+def _handler_page_size(arr: np.ndarray) -> int:
+    """The page size under an array numpy allocated itself: its arena block's, when numamap's
+    handler gave it one (walking ``.base`` to the array that owns the data), else the base page."""
+    owner = arr
+    while isinstance(owner, np.ndarray) and not owner.flags.owndata:
+        owner = owner.base
+    info = (backend.arena_block_info(owner.__array_interface__["data"][0])
+            if isinstance(owner, np.ndarray) else None)
+    return info.page_size if info is not None else backend.base_page_size()
+
+
 def _array_range(arr: np.ndarray) -> tuple[int, int]:
     """The byte range an array's elements span (any strides)."""
     if arr.size == 0:
@@ -280,7 +291,7 @@ def where(obj, *, strict: bool = False) -> Placement:
         found = obj.where()
     elif isinstance(obj, np.ndarray):
         view = view_of(obj)
-        page = view.page_size if view is not None else backend.base_page_size()
+        page = view.page_size if view is not None else _handler_page_size(obj)
         address, size = _array_range(obj)
         found = query(address, size, page)
     else:
