@@ -1,4 +1,5 @@
-"""Helpers of the fuzzers (test_fuzz_api.py, test_fuzz_lifetime.py): run work in forked children.
+"""Helpers of the fuzzers (test_fuzz_api.py, test_fuzz_lifetime.py): run work in forked children;
+and checks of arena blocks that the policy, huge-page and reliability tests share.
 
 A crash (SIGSEGV, SIGBUS, abort) or a hang of numamap must never take pytest down with it, and
 must be reported with the call that caused it: each batch of calls runs in a child made by
@@ -6,6 +7,7 @@ must be reported with the call that caused it: each batch of calls runs in a chi
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,7 +20,10 @@ import warnings
 
 import numpy as np
 
+import numamap
+
 MiB, GiB = 1 << 20, 1 << 30
+SMALL_MAX = 256 << 10  # the largest small arena block
 CALL_TIMEOUT = 30.0  # seconds one call may take before the child counts as hung
 ADDRESS_LIMIT = 8 * GiB  # RLIMIT_AS headroom of a child, over what the parent has mapped
 SHM_PREFIX = f"fuzz{os.getpid()}x"  # named sections of this run: /dev/shm/numamap.<prefix>*
@@ -183,6 +188,49 @@ class Findings:
         lines = [f"{len(self.problems)} distinct problems in {self.calls} calls:"]
         lines += [f"- [{self.counts[key]}x] {text}\n    {call}" for key, (call, text) in self.problems.items()]
         return "\n".join(lines)
+
+
+def class_size(nbytes: int) -> int:
+    """The size class of a block of ``nbytes``: 16 to 128 by 16, then four classes per doubling."""
+    if nbytes <= 128:
+        return max(16, -(-nbytes // 16) * 16)
+    power = 1 << ((nbytes - 1).bit_length() - 1)
+    step = power // 4
+    return power + -(-(nbytes - power) // step) * step
+
+
+def assert_block(arr, node=0, *, kind=None):
+    """``arr`` is a block a policy's handler took from the arena of ``node``, of the kind its
+    size calls for (or ``kind``), with every page of its own byte range on ``node``."""
+    info = numamap.block_info(arr)
+    expected = kind or ("small" if arr.nbytes <= SMALL_MAX else "large")
+    assert info is not None and info.kind == expected and info.node == node, info
+    if info.kind == "small":  # size and length are the size class
+        assert info.size == info.length == class_size(info.size) >= arr.nbytes, info
+    else:  # a mapping of its own: whole pages, at least a size class
+        assert info.length >= class_size(info.size) and info.size >= arr.nbytes, info
+        assert info.length % info.page_size == 0 and address(arr) % info.page_size == 0, info
+    assert address(arr) % 16 == 0
+    if arr.nbytes:
+        assert numamap.where(arr).fraction_on(node) == 1.0, numamap.where(arr)
+    return info
+
+
+def address(arr) -> int:
+    return arr.__array_interface__["data"][0]
+
+
+@contextlib.contextmanager
+def arena_defaults():
+    """The arenas' default decay and cache limit for the block (another test may have changed
+    them), restored afterwards: reuse of freed blocks is asserted under these."""
+    arenas = numamap.arenas
+    before = dict(arenas._settings)
+    arenas.configure_arenas(decay=arenas.DEFAULT_DECAY, cache_limit=arenas.DEFAULT_CACHE_LIMIT)
+    try:
+        yield
+    finally:
+        arenas.configure_arenas(decay=before["decay"], cache_limit=before["cache_limit"])
 
 
 def in_child(body) -> int:

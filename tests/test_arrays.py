@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from fuzzing import arena_defaults
 import numamap
 
 linux = pytest.mark.linux
@@ -38,7 +39,61 @@ def test_like_variants():
 def test_zero_size_and_zero_d(shape):
     a = numamap.zeros(shape)
     assert a.shape == shape and a.size == int(np.prod(shape))
-    assert isinstance(numamap.view_of(a), numamap.View)
+    assert numamap.view_of(a) is a.base and isinstance(a.base, numamap.ArenaBlock)
+    assert a.base.nbytes == a.nbytes and a.base.kind == "small"
+    own = numamap.zeros(shape, page_size="4K")
+    assert own.shape == shape and isinstance(numamap.view_of(own), numamap.View)
+
+
+@pytest.mark.numa_calls
+def test_arena_arrays_say_where_their_block_is():
+    a = numamap.ones(1000, node=0)  # 8000 bytes: a small block of node 0's arena
+    block = a.base
+    assert isinstance(block, numamap.ArenaBlock) and numamap.view_of(a[10:]) is block
+    assert (block.node, block.nodes, block.kind) == (0, (0,), "small")
+    assert block.nbytes == block.size == a.nbytes and block.address == a.__array_interface__["data"][0]
+    assert block.page_kind in ("hugetlb", "thp", "base") and block.page_size % 4096 == 0
+    assert block.policy == ("bind" if block.page_kind == "hugetlb" else "preferred")
+    assert block.verified is True and block.verify() is True and block.fallback is None
+    assert block.where().fraction_on(0) == 1.0 and numamap.where(a).fraction_on(0) == 1.0
+    assert "node 0" in block.summary() and "small arena block" in block.summary()
+    assert "placement verified" in repr(block) and "numamap.ArenaBlock" in block._repr_html_()
+    big = numamap.empty(1 << 20, dtype=np.uint8, node=0)
+    assert big.base.kind == "large" and big.base.verified in (None, True)  # hugetlb: faulted in
+    big[:] = 1
+    assert big.base.verified is True
+    loose = numamap.zeros(10)  # no node: first touch, nothing to verify against
+    assert loose.base.node is None and loose.base.nodes == () and loose.base.verified is None
+
+
+def test_arena_blocks_are_reused_and_zeros_clears_them():
+    like = np.empty(0, np.uint8)
+    with arena_defaults():
+        for n in (100, 10_000, 1 << 20):
+            made = {}
+            for make in (numamap.zeros, lambda n, **kw: numamap.zeros_like(like, shape=n, **kw)):
+                dirty = numamap.full(n, 7, dtype=np.uint8, node=0)
+                address = dirty.base.address
+                del dirty
+                made[address] = make(n, dtype=np.uint8, node=0)  # the freed block, cleared
+            for address, arr in made.items():
+                assert arr.base.address == address and not arr.any()
+                assert arr.base.where().touched_fraction == 1.0  # reused as it was: faulted in
+
+
+def test_a_slice_keeps_its_arena_block_and_the_last_array_frees_it():
+    with arena_defaults():
+        a = numamap.full(5000, 3, dtype=np.uint8)
+        block, address = a.base, a.base.address
+        tail = a[-10:]
+        del a
+        gc.collect()
+        other = numamap.full(5000, 4, dtype=np.uint8)  # the block is still taken: another one
+        assert other.base.address != address and (tail == 3).all() and tail.base.base is block
+        del block, tail
+        gc.collect()
+        again = numamap.empty(5000, dtype=np.uint8)  # now free: the same class gets it back
+        assert again.base.address == address
 
 
 def test_structured_dtype():
@@ -121,7 +176,7 @@ def test_where_on_plain_numpy_and_bad_input():
 
 
 @pytest.mark.numa_calls
-def test_untouched_pages_are_reported_as_such():
+def test_untouched_pages_are_reported_as_such():  # a View: arena blocks may be reused, touched
     a = numamap.empty(1 << 20, dtype=np.uint8, page_size="4K")
     placement = numamap.where(a)
     assert placement.fraction_on(0) == 0.0 and -1 in placement.bytes_per_node
@@ -141,7 +196,7 @@ def test_page_size_4k_means_no_thp():
 @pytest.mark.numa_calls
 @linux
 def test_migrate_reports_what_moved():
-    a = numamap.ones(1 << 16, node=0)
+    a = numamap.ones(1 << 16, node=0, page_size="4K")  # a mapping of its own: it can move
     moved = numamap.migrate(a[10:], 0)
     assert moved.after.fraction_on(0) == 1.0 and moved.moved_bytes == 0
     assert a.base.policy == "bind" or numamap.view_of(a[10:]).policy == "bind"
@@ -149,6 +204,10 @@ def test_migrate_reports_what_moved():
         numamap.migrate(np.ones(4), 0)
     with pytest.raises(ValueError, match="unknown or has no memory"):
         numamap.migrate(a, 99)
+    carved = numamap.ones(1 << 16, node=0)  # an arena block shares its pages with other arrays
+    with pytest.raises(ValueError, match="arena.*numamap.asarray"):
+        numamap.migrate(carved[10:], 0)
+    assert (carved == 1).all() and carved.base.verified is True
 
 
 @linux
@@ -167,7 +226,7 @@ def test_interleave_defaults_to_all_memory_nodes():
 
 def test_untouched_thp_array_reports_no_huge_pages():
     numamap.ones(8 << 20, dtype=np.uint8)  # a touched neighbour whose mapping may merge with ours
-    fresh = numamap.empty(8 << 20, dtype=np.uint8)
+    fresh = numamap.empty(8 << 20, dtype=np.uint8, node=0, policy="bind")  # fresh: a mapping of its own
     if fresh.base.page_kind == "hugetlb":  # a 2M pool on this machine served it: pages are reserved
         assert numamap.where(fresh).page_sizes == {2 << 20: 8 << 20}
     else:

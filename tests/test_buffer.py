@@ -50,10 +50,25 @@ def test_closed_views_export_nothing():
 
 
 def test_arrays_keep_their_view_as_base():
-    a = numamap.zeros(100)
+    a = numamap.zeros(100, page_size="4K")  # a mapping of its own
     assert isinstance(a.base, numamap.View)  # numpy took __array_interface__, not a buffer
     with pytest.raises(BufferError):
         memoryview(a.base)
+
+
+def test_arena_arrays_keep_their_block_as_base_and_share_its_buffer():
+    a = numamap.zeros(100)  # carved from an arena: the block exports its bytes
+    assert isinstance(a.base, numamap.ArenaBlock) and numamap.view_of(a) is a.base
+    m = memoryview(a.base)
+    assert (m.nbytes, m.readonly, m.format, m.ndim) == (a.nbytes, False, "B", 1)
+    assert np.shares_memory(np.frombuffer(m, dtype="f8"), a)
+    a[:] = 1.5
+    assert np.frombuffer(m, dtype="f8")[-1] == 1.5
+    m[:8] = np.float64(2.5).tobytes()
+    assert a[0] == 2.5
+    del a
+    gc.collect()
+    assert np.frombuffer(m, dtype="f8")[0] == 2.5  # the exported buffer keeps the block
 
 
 @pytest.mark.linux  # Windows' Python-level __buffer__ hides the View behind a wrapper (documented)

@@ -34,11 +34,12 @@ def usable_nodes():
 
 
 def policy_available():
+    """Whether numamap.policy can make its handler here (Linux; Windows with its arena DLL)."""
     try:
-        from numamap.memory_handler import policy  # noqa: F401
-    except ImportError:
+        numamap.policy(None)
+    except NotImplementedError:
         return False
-    return sys.platform.startswith("linux")
+    return True
 
 
 def only_in_two():
@@ -91,9 +92,10 @@ def probe_task():
     from numamap.memory_handler import handler_name
 
     node = nd.node_of_worker()
-    made = np.ones(4 * MiB // 8)
+    made, small = np.ones(4 * MiB // 8), np.arange(100.0)  # a large and a small arena block
     return {"node": node, "cpu": running_cpu(), "mask": sorted(os.sched_getaffinity(0)),
-            "fraction": numamap.where(made).fraction_on(node), "handler": handler_name(made)}
+            "fraction": min(numamap.where(made).fraction_on(node), numamap.where(small).fraction_on(node)),
+            "handler": handler_name(made)}
 
 
 def chunk_report(block):

@@ -68,8 +68,16 @@ def nbytes_of(shape, dtype) -> int:
     return math.prod(dims) * dt.itemsize
 
 
-def check_array(arr, shape, dtype, *, order="C", writable=True) -> str:
-    """Invariants of an array a numamap constructor returned for ``shape`` and ``dtype``."""
+def from_arena(placement: dict) -> bool:
+    """Whether a constructor given these keywords carves its array from a node arena (the
+    defaults) rather than giving it a mapping of its own."""
+    return (placement.get("policy", "preferred") == "preferred" and placement.get("nodes") is None
+            and placement.get("page_size", "auto") == "auto" and not placement.get("populate", False))
+
+
+def check_array(arr, shape, dtype, *, order="C", writable=True, arena=False) -> str:
+    """Invariants of an array a numamap constructor returned for ``shape`` and ``dtype``: a
+    View of its own mapping, or an ArenaBlock when ``arena``."""
     expect(isinstance(arr, np.ndarray), f"returned {type(arr).__name__}, not an ndarray")
     reference = numpy_layout(shape, dtype)
     expect(not isinstance(reference, Exception),
@@ -81,15 +89,30 @@ def check_array(arr, shape, dtype, *, order="C", writable=True) -> str:
     expect(arr.shape == dims, f"shape {arr.shape}, numpy gives {dims}")
     expect(arr.dtype == dt, f"dtype {arr.dtype}, numpy gives {dt}")
     view = numamap.view_of(arr)
-    expect(isinstance(arr.base, numamap.View), f".base is {type(arr.base).__name__}, not a numamap View")
+    expected = numamap.ArenaBlock if arena else numamap.View
+    expect(isinstance(arr.base, expected),
+           f".base is {type(arr.base).__name__}, not a numamap {expected.__name__}")
     arr.base.summary()
+    if arena:
+        check_block(arr)
+    else:
+        expect(arr.nbytes <= view.size, f"{arr.nbytes} bytes of array over a {view.size}-byte view")
     if arr.ndim > 1 and arr.size > 1 and order in ("C", "F"):
         flag = "c_contiguous" if order == "C" else "f_contiguous"
         expect(getattr(arr.flags, flag), f"order={order!r} but the array is not {flag}")
-    expect(arr.nbytes <= view.size, f"{arr.nbytes} bytes of array over a {view.size}-byte view")
     if writable and arr.size and arr.itemsize:
         round_trip(arr)
     return "result"
+
+
+def check_block(arr) -> None:
+    """An arena array: its block holds exactly its bytes, aligned, and knows its arena."""
+    block, start = arr.base, arr.__array_interface__["data"][0]
+    expect(block.nbytes == block.size == arr.nbytes, f"{arr.nbytes} bytes over a {block.nbytes}-byte block")
+    expect(block.address == start and start % 16 == 0, f"array at {start:#x}, block at {block.address:#x}")
+    expect(block.kind == ("small" if arr.nbytes <= (256 << 10) else "large"), f"{block.kind} block, {arr.nbytes} B")
+    expect(block.page_kind in ("hugetlb", "thp", "base"), f"page_kind {block.page_kind!r}")
+    expect(block.verified in (True, None), f"an arena block off its node: {block.summary()}")
 
 
 def zero_subarray(dtype) -> bool:
@@ -192,7 +215,9 @@ FILLS = [0, 1, -1, 1.5, float("nan"), float("inf"), 2**64, -(2**70), "a", b"x", 
 WEIGHTS = [None, None, [1], [0], [1e308], [1e308, 1e308], [float("inf")], [float("nan")], [-1], [1, 1],
            [2**64], ["a"], 1, [1, 0], []]
 OFFSETS = [0, 0, 8, 4096, -8, 2**64, 1.5, None]
-MIN_SIZES = [0, 4096, 2 * MiB, 2**64, -1, "2M", "1x", 1.5, None]
+MIN_SIZES = [0, 0, 4096, 2 * MiB, 2**64, -1, "2M", "1x", 1.5, None]
+OWN_MAPPING = [{"page_size": "4K"}, {"populate": True}, {"node": 0, "policy": "bind"},  # Views, not
+               {"page_size": "2M"}]  # arena blocks
 SECTION_NAMES = [None, None, None, "fresh", "", "a/b", "..", "x" * 300, "\x00", "é", 5]
 
 
@@ -233,7 +258,8 @@ def plain_array(rnd):
 
 def numamap_array_spec(rnd):
     """What :func:`build_numamap_array` makes in the child: kind, length, touched or not."""
-    return {"kind": rnd.choice(["zeros", "ones", "partitioned", "ring", "section", "slice", "empty0"]),
+    return {"kind": rnd.choice(["zeros", "ones", "partitioned", "ring", "section", "slice", "empty0",
+                                "own", "bound"]),
             "n": rnd.randint(1, 300_000), "touch": rnd.random() < 0.5}
 
 
@@ -251,6 +277,8 @@ def build_numamap_array(spec):
         arr = numamap.Section(n).map().ndarray(n // 4, "i4")
     elif kind == "slice":
         arr = numamap.zeros(n, dtype="f8")[n // 3::-3]
+    elif kind in ("own", "bound"):  # Views: zeros and ones above are carved from the arenas
+        arr = numamap.zeros(n, dtype="u1", **OWN_MAPPING[0 if kind == "own" else 2])
     else:
         arr = numamap.zeros(0)
     if spec["touch"] and arr.size and arr.flags.writeable:
@@ -301,9 +329,10 @@ BUILDERS = {
         "map_size": r.choice([0, 0, 4096, 1, 2**20, 2**64, -1, None]), "placement": placement(r),
         "shape": shape(r), "dtype": dtype(r), "order": r.choice(ORDERS), "array_offset": r.choice(OFFSETS)},
     "View.ndarray": lambda r: {"n": r.randint(1, 1 << 20), "shape": shape(r), "dtype": dtype(r),
-                               "order": r.choice(ORDERS), "offset": r.choice(OFFSETS)},
+                               "order": r.choice(ORDERS), "offset": r.choice(OFFSETS),
+                               "own": r.choice(OWN_MAPPING)},
     "numamap.where": lambda r: {"obj": (numamap_array_spec(r) if r.random() < 0.6 else plain_array(r))
-                                if r.random() < 0.9 else r.choice(["view", [1, 2], None, 3]),
+                                if r.random() < 0.9 else r.choice(["view", "block", [1, 2], None, 3]),
                                 "index": r.choice([None, None, "first", "empty", "reverse", "scalar"])},
     "numamap.migrate": lambda r: {"obj": numamap_array_spec(r) if r.random() < 0.8 else plain_array(r),
                                   "node": r.choice(NODES_OF["node"])},
@@ -380,7 +409,7 @@ def _constructor(kind, p):
         check_fill(arr, p["fill"])
     elif kind == "numamap.zeros" and arr.size:
         expect(not arr.reshape(-1, order="A").view(np.uint8).any(), "zeros() is not all zeros")
-    return check_array(arr, p["shape"], dtype, order=p["order"])
+    return check_array(arr, p["shape"], dtype, order=p["order"], arena=from_arena(p["placement"]))
 
 
 def _like(kind, p):
@@ -413,7 +442,7 @@ def _like(kind, p):
         check_fill(arr, 1)
     elif kind == "numamap.full_like":
         check_fill(arr, p["fill"])
-    return check_array(arr, arr.shape, arr.dtype, order="K")
+    return check_array(arr, arr.shape, arr.dtype, order="K", arena=from_arena(p["placement"]))
 
 
 def _asarray(p):
@@ -518,7 +547,7 @@ _names = itertools.count()
 
 
 def _view_ndarray(p):
-    view = numamap.zeros(p["n"], dtype="u1").base
+    view = numamap.zeros(p["n"], dtype="u1", **p["own"]).base
     arr = view.ndarray(p["shape"], p["dtype"], p["order"], p["offset"])
     check_array(arr, p["shape"], p["dtype"], order=p["order"])
     start = arr.__array_interface__["data"][0]
@@ -532,6 +561,8 @@ def _where(p):
     if isinstance(obj, dict):
         obj = build_numamap_array(obj)
     elif obj == "view":
+        obj = numamap.ones(5000, page_size="4K").base
+    elif obj == "block":  # an arena block: where() takes arrays and Views
         obj = numamap.ones(5000).base
     index = p["index"]
     if isinstance(obj, np.ndarray) and obj.ndim:
@@ -601,6 +632,12 @@ def _policy(p):
         after = handler_name()
     expect(after == before, f"{program}: the handler is {after!r} after the blocks, was {before!r}")
     expect(float(kept.sum()) == p["elements"], "an array made under the policy changed after the block")
+    info = numamap.block_info(kept)
+    if program == "exit-only":
+        expect(info is None, f"an array made outside every block has a numamap block: {info}")
+    elif p["min_size"] == 0:  # every allocation from the arena: a block of the size's kind
+        want = "small" if kept.nbytes <= (256 << 10) else "large"
+        expect(info is not None and info.kind == want, f"{kept.nbytes} bytes under min_size=0: {info}")
     return "result"
 
 

@@ -1,12 +1,14 @@
 """Lifetime sequences (host tier): constructors, slices, close(), gc, pickling and fork, interleaved.
 
 Hypothesis draws short programs; each runs in a forked child, one operation at a time, against a
-model of what every live array must hold. The operations make arrays (anonymous, partitioned,
-ring buffers, section views, ``View.ndarray``, policy-allocated), slice them, close their
-Views (``arr.base.close()``, ``view_of(arr).close()``, ``with arr.base:``) and their sections,
-drop them, collect garbage, pickle and deep-copy arrays, Views and Sections, and fork: the
-grandchild checks and writes every array and exits, and the program checks that private memory
-kept its bytes and shared memory took the grandchild's. After every operation, every array still
+model of what every live array must hold. The operations make arrays (carved from the node
+arenas by ``numamap.zeros`` and friends or by a policy's handler, or with mappings of their own:
+partitioned, ring buffers, section views, ``View.ndarray``, explicit placements), slice them,
+close their Views (``arr.base.close()``, ``view_of(arr).close()``, ``with arr.base:``) and their
+sections, drop them, collect garbage, pickle and deep-copy arrays, Views and Sections, and fork:
+the grandchild checks and writes every array, makes and writes arrays of its own (which must
+land on none of the inherited ones) and exits, and the program checks that private memory kept
+its bytes and shared memory (sections, ring buffers, hugetlb pages) took the grandchild's. After every operation, every array still
 alive must hold what the model says. A crash, a hang, a wrong byte or an undocumented exception
 is reported with the operations that led to it.
 """
@@ -34,7 +36,9 @@ OPERATIONS = ["make", "make", "make", "make", "slice", "slice", "write", "write"
               "close_view_of", "with_base", "close_section", "drop", "drop", "gc", "pickle",
               "deepcopy", "pickle_base", "pickle_section", "fork", "reserve_close"]
 MAKERS = ["zeros", "ones", "full", "partitioned", "ring", "section", "section_cow", "named",
-          "view_ndarray", "asarray", "populated", "policy"]
+          "view_ndarray", "asarray", "populated", "policy", "policy", "bound"]
+#: Placements that give an array a mapping of its own (a View) instead of an arena block.
+OWN_MAPPING = [{"page_size": "4K"}, {"populate": True}, {"node": 0, "policy": "bind"}]
 
 
 class Root:
@@ -63,6 +67,12 @@ class Program:
                 expect(not bad.size, f"slot {index}: {bad.size} of {data.size} bytes are not "
                                      f"{root.value:#x} (first at byte {bad[:1]}: {data[bad[:1]]})")
 
+    def check_all_written(self, value: int) -> None:
+        """In a forked grandchild that wrote ``value`` to every whole array: all hold it now."""
+        for root in {id(r): r for _, r, whole in self.slots if whole}.values():
+            root.value = value
+        self.check_all()
+
     def pick(self, rnd):
         return rnd.randrange(len(self.slots)) if self.slots else None
 
@@ -89,20 +99,24 @@ class Program:
             section = numamap.Section(n, name=name, access="cow" if kind == "section_cow" else "rw")
             arr, shared = section.map().ndarray(n, "u1"), kind != "section_cow"
         elif kind == "view_ndarray":
-            arr = numamap.empty(n + 64, dtype="u1").base.ndarray((n // 4,), "i4", offset=64)
+            view = numamap.empty(n + 64, dtype="u1", **rnd.choice(OWN_MAPPING)).base
+            arr = view.ndarray((n // 4,), "i4", offset=64)
         elif kind == "asarray":
             arr = numamap.asarray(np.arange(n, dtype=np.uint16), node=0)
         elif kind == "populated":
             arr = numamap.empty(n, dtype="u1", node=0, populate=True)
+        elif kind == "bound":
+            arr = numamap.empty(n, dtype="u1", node=0, policy="bind")
         else:
-            with numamap.policy(0, min_size=0):
+            with numamap.policy(0, page_size=rnd.choice(["auto", "auto", "4K"])):
                 arr = np.ones(n // 8 + 1)
         raw(arr)[...] = value
         # hugetlb memory is mapped shared (a forked child's writes never need a pool page), so a
-        # forked child's writes show in this process, as a section's do
+        # forked child's writes show in this process, as a section's do: Views, arena blocks
+        # (view_of gives the ArenaBlock) and a policy's blocks alike
         view, block = numamap.view_of(arr), numamap.block_info(arr)
         shared = shared or (view is not None and view.page_kind in ("hugetlb", "mixed")) or (
-            block is not None and block.kind == "hugetlb")
+            block is not None and block.page_kind == "hugetlb")
         root = Root(value, shared, section, name)
         self.slots.append((arr, root, True))
         # a second map of a shared section is the same memory through another View
@@ -142,6 +156,9 @@ class Program:
         view = numamap.view_of(arr)
         if view is None:
             return f"{how}: slot {index} has no View (numpy allocated it under a policy)"
+        if isinstance(view, numamap.ArenaBlock):  # no View to close: the block lives while arrays do
+            expect(not hasattr(view, "close"), "an ArenaBlock grew a close()")
+            return f"{how}: slot {index} is an arena block"
         # a slice's .base is the array it was cut from (numpy stops at the View's array)
         base = arr.base if isinstance(arr.base, numamap.View) else view
         if how == "close_base":
@@ -214,6 +231,12 @@ class Program:
         view = numamap.view_of(arr)
         if view is None:
             return f"pickle_base: slot {index} has no View"
+        if isinstance(view, numamap.ArenaBlock):
+            try:
+                pickle.dumps(view)
+            except TypeError:
+                return f"pickle slot {index}'s ArenaBlock: TypeError"
+            raise Broken("an ArenaBlock pickled: a block's address means nothing elsewhere")
         try:
             twin = pickle.loads(pickle.dumps(view))
         except DOCUMENTED as exc:
@@ -248,6 +271,13 @@ class Program:
                 for arr, _, whole in self.slots:
                     if whole:
                         raw(arr)[...] = value
+                self.check_all_written(value)
+                own = [numamap.zeros(n, dtype="u1") for n in (64, 5000, 1 << 20)]
+                with numamap.policy(0):
+                    own += [np.zeros(n, dtype="u1") for n in (64, 5000, 1 << 20)]
+                for arr in own:
+                    arr[...] = value ^ 0xFF
+                self.check_all_written(value)  # no new array landed on an inherited one
                 code = 0
             finally:
                 os._exit(code)

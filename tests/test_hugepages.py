@@ -4,15 +4,20 @@ import os
 import signal
 import warnings
 
+import gc
+
 import numpy as np
 import pytest
 
-from fuzzing import in_child
+from fuzzing import assert_block, in_child
 import numamap
+from numamap import block_info, policy
 
 pytestmark = pytest.mark.linux
 M2 = 2 << 20
 G1 = 1 << 30
+MiB = 1 << 20
+N = MiB // 8  # float64 elements in 1 MiB
 
 
 @pytest.mark.numa_calls
@@ -35,11 +40,106 @@ def test_1g_pages(hugepage_pool):
 
 
 def test_auto_takes_the_pool_when_it_can_serve(hugepage_pool):
+    numamap.trim()  # cached hugetlb blocks of earlier tests give their pages back
     hugepage_pool(2048, 8)
     a = numamap.zeros(4 << 20, dtype=np.uint8, node=0)
-    assert a.base.page_kind == "hugetlb" and a.base.page_size == M2
-    small = numamap.zeros(1024, dtype=np.uint8, node=0)
-    assert small.base.page_kind == "base"  # no 2 MiB page burnt on a 1 KiB array
+    assert isinstance(a.base, numamap.ArenaBlock) and a.base.kind == "large"
+    assert a.base.page_kind == "hugetlb" and a.base.page_size == M2 and a.base.policy == "bind"
+    assert numamap.where(a).page_sizes == {M2: 4 << 20}
+    free = _global_free_2m()
+    small = [numamap.zeros(1024, dtype=np.uint8, node=0) for _ in range(100)]
+    assert {(s.base.kind, s.base.page_kind) for s in small} == {("small", "hugetlb")}
+    assert all(not s.any() for s in small)
+    # small arrays share 2 MiB chunks: 100 of 1 KiB take one huge page at most, not 100
+    assert free - _global_free_2m() <= 1
+    del a, small
+    numamap.trim()
+
+
+# -- policy() on huge pages ----------------------------------------------------------------
+# 'auto' leaves hugetlb for a second after a hugetlb chunk fails: the tests that expect it to
+# take the pool come first in this file, before any test runs the pool dry.
+
+@pytest.mark.numa_calls
+def test_auto_takes_huge_pages_while_the_pool_serves(hugepage_pool):
+    numamap.trim()
+    hugepage_pool(2048, 8, node=0)
+    with policy(0):  # the pools are looked at as the policy is made
+        big, small = np.ones(4 * N), np.ones(100)
+    for arr in (big, small):
+        info = assert_block(arr)
+        assert (info.page_kind, info.page_size) == ("hugetlb", M2), info
+    # a 800-byte array on a huge page: where() counts the page it lies on, as for numamap.zeros
+    assert numamap.where(small).page_sizes == {M2: M2}
+    assert numamap.where(numamap.zeros(100, node=0)).page_sizes == {M2: M2}
+    del big, small
+    numamap.trim()
+
+
+@pytest.mark.numa_calls
+def test_2m_pages_from_the_pool(hugepage_pool):
+    numamap.trim()  # earlier tests' cached hugetlb blocks give their pages back
+    hugepage_pool(2048, 8, node=0)
+    p = policy(0, page_size="2M")
+    with p:
+        a = np.ones(3 * N)
+    info = assert_block(a)
+    assert (info.page_kind, info.page_size, info.length) == ("hugetlb", M2, 4 * MiB)
+    placement = numamap.where(a)
+    assert placement.fraction_on(0) == 1.0 and set(placement.page_sizes) == {M2}
+    a[:] = np.arange(3 * N)
+    a.resize(5 * N, refcheck=False)  # beyond the mapping: a new hugetlb block, data copied
+    assert block_info(a).page_kind == "hugetlb" and (a[:3 * N] == np.arange(3 * N)).all()
+    a.resize(100, refcheck=False)  # a small block of the same hugetlb arena
+    info = block_info(a)
+    assert (info.kind, info.node, info.page_kind) == ("small", 0, "hugetlb")
+    assert (a == np.arange(100)).all()
+    with p:
+        exact = np.ones(2 * N)  # exactly one huge page
+    assert (block_info(exact).kind, block_info(exact).length) == ("large", M2)
+    assert_block(exact)
+    del a, exact
+    gc.collect()
+    stats = p.stats()
+    # every block served (by malloc, calloc or realloc: numpy's temporaries too) on hugetlb pages
+    assert stats["hugetlb"] == stats["blocks"] == stats["freed"] >= 4, stats
+    assert stats["errors"] == stats["hugetlb_fallbacks"] == 0, stats
+    numamap.trim()
+
+
+@pytest.mark.numa_calls
+def test_a_block_on_huge_pages_grows_when_the_pool_runs_dry(hugepage_pool):
+    numamap.trim()
+    hugepage_pool(2048, 4, node=0)
+    p = policy(0, page_size="2M")
+    with p:
+        a = np.arange(N, dtype=np.float64)
+    assert block_info(a).page_kind == "hugetlb"
+    free = numamap.topology().node(0).hugepages[M2].free
+    hog = numamap.empty(free * M2, np.uint8, node=0, page_size="2M") if free else None  # the rest
+    with p:
+        fresh = np.ones(8 * N)  # a new block: THP while the pool cannot serve, and counted
+    assert block_info(fresh).page_kind != "hugetlb" and p.stats()["hugetlb_fallbacks"] >= 1
+    a.resize(8 * N, refcheck=False)  # growing: other pages too, as a new block would take
+    assert (a[:N] == np.arange(N)).all() and not a[N:].any()
+    assert_block(a)
+    del a, fresh, hog
+    numamap.trim()
+
+
+def test_explicit_huge_pages_fall_back_to_thp_and_count_it():
+    if M2 not in numamap._backend.huge_page_sizes():
+        pytest.skip("this kernel has no 2 MiB huge pages")
+    numamap.trim()
+    pool = numamap._backend.hugepage_pool(M2, None)
+    more = ((pool.free if pool else 0) + 1) * M2  # more than the pool can serve
+    p = policy(0, page_size="2M")
+    with p:
+        a = np.empty(more // 8)  # never touched: only address space
+    info = block_info(a)
+    fallback = "thp" if numamap._backend.thp_mode() in ("always", "madvise") else "base"
+    assert (info.kind, info.page_kind) == ("large", fallback), info
+    assert p.stats()["hugetlb_fallbacks"] == 1 and p.stats()["hugetlb"] == 0
 
 
 def _beyond_node0_pool() -> tuple[int, int]:
@@ -161,6 +261,38 @@ def test_partitioned_hugetlb_blocks_survive_a_forked_writer(hugepage_pool):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert (a[::4096] == 5).all()
     del a
+
+
+ARENA_SIZES = (64, 8 << 10, 800 << 10, 3 << 20)  # two small classes, two large blocks
+
+
+def test_a_forked_child_writes_hugetlb_arena_arrays_with_the_pool_empty(hugepage_pool):
+    numamap.trim()
+    hugepage_pool(2048, 8)
+    with policy(0, page_size="2M"):
+        made = [np.full(n, 1, np.uint8) for n in ARENA_SIZES]
+    assert {block_info(a).page_kind for a in made} == {"hugetlb"}, [block_info(a) for a in made]
+    free = _global_free_2m()
+    hog = numamap.zeros(free * M2, dtype=np.uint8, page_size="2M") if free else None
+    assert _global_free_2m() == 0  # no spare page left for a copy, nor for a new chunk
+
+    def write():
+        for a in made:
+            a[:] = 2  # inherited blocks are shared: no copy-on-write page needed
+        with policy(0, page_size="2M"):
+            fresh = [np.full(n, 3, np.uint8) for n in ARENA_SIZES]
+        fresh.append(numamap.full(1 << 20, 3, dtype=np.uint8))
+        assert all((f == 3).all() for f in fresh) and all((a == 2).all() for a in made)
+        # the pool is empty: the child's new blocks come from other pages, never SIGBUS
+        assert "hugetlb" not in {numamap.view_of(f).page_kind for f in fresh[-1:]}
+        assert "hugetlb" not in {block_info(f).page_kind for f in fresh[:-1]}
+
+    status = in_child(write)
+    assert not os.WIFSIGNALED(status), f"the child died of {signal.Signals(os.WTERMSIG(status)).name}"
+    assert os.WEXITSTATUS(status) == 0
+    assert all((a == 2).all() for a in made)  # documented: hugetlb blocks are shared with the child
+    del made, hog
+    numamap.trim()
 
 
 def test_large_page_sections_refuse_copy_on_write():

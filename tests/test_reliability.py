@@ -1,5 +1,5 @@
 """Issue 12, sections and policies: pickling, planted files, copy-on-write access, leaks of
-dropped sections, and policy blocks left out of order."""
+dropped sections, policy blocks left out of order, and arena blocks across fork."""
 import copy
 import gc
 import os
@@ -12,7 +12,7 @@ import uuid
 import numpy as np
 import pytest
 
-from fuzzing import in_child
+from fuzzing import expect, in_child, run_forked
 import numamap
 
 G = numamap.allocation_granularity()
@@ -253,3 +253,72 @@ def test_a_fill_too_big_for_the_nodes_is_a_memory_error_before_touching(monkeypa
         numamap.partitioned(64 << 20, dtype="u1", fill=1, page_size="4K")
     a = numamap.partitioned(64 << 20, dtype="u1", page_size="4K")  # no fill: nothing touched
     assert a.nbytes == 64 << 20
+
+
+# -- fork and the node arenas ------------------------------------------------------------------
+
+FORK_SIZES = (64, 8 << 10, 800 << 10)  # two small classes and a large block
+
+
+def _arena_arrays(page_size: str, value: int) -> list:
+    """Arrays of node 0's arena for ``page_size``, every byte ``value``: numpy's, under a
+    policy, then one of numamap's own ('auto')."""
+    with numamap.policy(0, page_size=page_size):
+        made = [np.full(n, value, np.uint8) for n in FORK_SIZES]
+    return made + [numamap.full(1000, value, dtype=np.uint8)]
+
+
+def _fork_against_the_arenas(page_size: str) -> str:
+    """Parent and child allocate, free and write arena blocks at the same time; each checks
+    that the other's work never reached its own arrays. Run in a child of pytest (see below)."""
+    kept = _arena_arrays(page_size, 7)
+    kind = numamap.block_info(kept[0]).page_kind
+    expect(kind == {"4K": "base", "2M": "hugetlb"}.get(page_size, kind), f"{page_size}: {kind} pages")
+    dropped = _arena_arrays(page_size, 9)
+    del dropped  # free blocks, in the thread's cache and the arena, as the child inherits them
+    to_child, to_parent = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop two inherited arrays, write one, make and check its own
+        code = 1
+        try:
+            os.close(to_child[1])
+            os.close(to_parent[0])
+            del kept[1], kept[-1]
+            gc.collect()
+            mine = _arena_arrays(page_size, 0xC1)
+            kept[0][:] = 0xEE
+            os.write(to_parent[1], b"r")
+            os.read(to_child[0], 1)  # the parent has made and written its new arrays
+            code = 0 if all((m == 0xC1).all() for m in mine) else 2
+        finally:
+            os._exit(code)
+    os.close(to_child[0])
+    os.close(to_parent[1])
+    try:
+        ready = os.read(to_parent[0], 1)  # b"" when the child died first
+        theirs = _arena_arrays(page_size, 0x3C)  # the blocks freed before the fork, reused
+        os.write(to_child[1], b"g")
+    finally:
+        os.close(to_child[1])
+        os.close(to_parent[0])
+        status = os.waitpid(pid, 0)[1]
+    expect(ready == b"r" and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+           f"the forked child: {_describe(status)} (2: its own new arrays were overwritten)")
+    expect(all((t == 0x3C).all() for t in theirs), "the child's new blocks overlap the parent's")
+    # the child's writes reach the parent only through shared (hugetlb) memory, as documented
+    expect((kept[0] == (0xEE if kind == "hugetlb" else 7)).all(), f"{kind} block written by the child")
+    damaged = [int((k != 7).sum()) for k in kept[1:]]
+    expect(not any(damaged), f"bytes changed in the arrays the child dropped: {damaged}")
+    return "result"
+
+
+@pytest.mark.numa_calls
+@linux
+@pytest.mark.parametrize("page_size", ["4K", "auto", "2M"])
+def test_a_forked_child_and_its_parent_never_share_arena_blocks(page_size, request):
+    if page_size == "2M":
+        numamap.trim()
+        request.getfixturevalue("hugepage_pool")(2048, 16)
+    # in a child of pytest: damage to the allocator's state (a hang, a crash) stays there
+    outcomes, problems = run_forked([page_size], _fork_against_the_arenas, timeout=60)
+    assert not problems and outcomes == {0: "result"}, problems

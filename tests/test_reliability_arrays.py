@@ -46,7 +46,6 @@ def test_sizes_past_any_address_space_name_the_parameter(call, name):
         call()
 
 
-@linux  # policy() has a compiled handler on Linux only
 @pytest.mark.parametrize("min_size", [2**64, 2**63, "99999999999999999999999999T", "9" * 400])
 def test_policy_min_size_past_any_address_space(min_size):
     with pytest.raises(ValueError, match="min_size="):
@@ -94,13 +93,14 @@ def test_weights_that_are_not_numbers():
 
 @pytest.mark.numa_calls
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_sub_array_dtypes_keep_the_view_as_base(order):
+@pytest.mark.parametrize("own, base", [({}, numamap.ArenaBlock), ({"page_size": "4K"}, numamap.View)])
+def test_sub_array_dtypes_keep_the_numamap_memory_as_base(order, own, base):
     dtype = np.dtype(("f8", (2,)))
-    a = numamap.zeros((3, 4), dtype, order, node=0)
+    a = numamap.zeros((3, 4), dtype, order, node=0, **own)
     like = np.zeros((3, 4), dtype, order)
     assert (a.shape, a.dtype, a.strides) == (like.shape, like.dtype, like.strides)
-    assert isinstance(a.base, numamap.View) and "node 0" in a.base.summary()
-    full = numamap.full(3, [1.5, 2.5], dtype=dtype)
+    assert isinstance(a.base, base) and "node 0" in a.base.summary() and a.base.size >= a.nbytes
+    full = numamap.full(3, [1.5, 2.5], dtype=dtype, **own)
     assert full.tolist() == np.full(3, [1.5, 2.5], dtype=dtype).tolist()
 
 
@@ -155,16 +155,17 @@ def assert_whole_pages(placement, expected_total):
 
 @pytest.mark.numa_calls
 @linux
-def test_where_of_a_policy_block_countsassert_whole_pages():
+def test_where_of_a_policy_block_counts_whole_pages():
     with numamap.policy(0):
         a = np.ones(1 << 20)  # an 8 MiB block, THP asked for where THP is on
     assert_whole_pages(numamap.where(a), a.nbytes)
     assert_whole_pages(numamap.where(a[1:-1]), a.nbytes)  # partial first and last pages count whole
-    assert_whole_pages(numamap.where(a[100:1000]), 2 * G if 100 * 8 // G != 1000 * 8 // G else G)
+    page = numamap.where(a).page_size  # the block's: 2 MiB on a hugetlb arena, else the base page
+    assert_whole_pages(numamap.where(a[100:1000]), 2 * page if 100 * 8 // page != 1000 * 8 // page else page)
 
 
 @pytest.mark.numa_calls
-def test_where_of_unaligned_ranges_countsassert_whole_pages():
+def test_where_of_unaligned_ranges_counts_whole_pages():
     P = numamap._backend.base_page_size()  # where() counts pages, not allocation granules
     a = numamap.ones(5 * P + 100, dtype="u1", node=0, page_size="4K")
     assert_whole_pages(numamap.where(a), 6 * P)

@@ -28,7 +28,7 @@ def test_a_view_and_its_arrays_share_one_account():
 @pytest.mark.numa_calls
 @pytest.mark.linux
 def test_migrate_updates_every_holder():
-    a = numamap.ones(1 << 16, node=0)
+    a = numamap.ones(1 << 16, node=0, page_size="4K")  # a mapping of its own, not an arena block
     b = a.base.ndarray(16, dtype="u1")  # another array over the same view
     numamap.migrate(a, 0)
     assert a.base.request.policy == "bind" and b.base.request.policy == "bind"
@@ -47,7 +47,8 @@ def test_verify_asks_move_pages_only(monkeypatch):
 
 @pytest.mark.parametrize("close", ["a.base.close()", "numamap.view_of(a).close()",
                                    "a.base.__enter__(); a.base.__exit__(None, None, None)"])
-@pytest.mark.parametrize("make", ["numamap.zeros(1 << 20, dtype='u1')",
+@pytest.mark.parametrize("make", ["numamap.zeros(1 << 20, dtype='u1', page_size='4K')",
+                                  "numamap.zeros(1 << 20, dtype='u1', policy='bind', node=0)",
                                   "numamap.ring_buffer(1 << 16)",
                                   "numamap.partitioned(1 << 20, dtype='u1')",
                                   "numamap.Section(1 << 20).map().ndarray(1 << 20)"])
