@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from time import monotonic as _monotonic
 
 from ._linux_cffi import ffi, lib
 from ._linux_errors import ERRORS
@@ -72,9 +73,17 @@ def _arena_buffer_type() -> type:
 ArenaBuffer = _arena_buffer_type()
 
 
+#: Seconds between looks at the hugetlb pools from the allocation path: a pool made after the
+#: first allocation is taken within this long (a new numamap.policy looks at once).
+POOL_RECHECK = 1.0
+_next_look = [0.0]
+
+
 def arena_take(block, node: int | None, page_kind: str, nbytes: int, zero: bool) -> None:
-    if not _configured:
-        ensure_configured()
+    now = _monotonic()
+    if now >= _next_look[0]:
+        _next_look[0] = now + POOL_RECHECK
+        ensure_configured(refresh=True)
     error = block._nm_take(-1 if node is None else node, KINDS[page_kind], nbytes, zero)
     if error:
         ERRORS.check("nm_arena_alloc", error, f"taking {nbytes} bytes from the arena of node "

@@ -134,10 +134,8 @@ def _from_arena(shape, dtype, order, nbytes, node, zero, strict) -> np.ndarray |
         node = check_request(node, "preferred", None).node  # selectors, and clear errors
     try:
         block = new_block(nbytes, node, zero=zero)
-    except PermissionError:
-        if strict:
-            raise
-        return None
+    except PermissionError:  # the binding is refused (a container): the mapping path reports it
+        return None          # on .base (fallback, summary), as FallbackError under strict
     return np.ndarray(shape, dtype, block, 0, None, order)  # positional: numpy parses keywords slowly
 
 

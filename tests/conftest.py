@@ -77,6 +77,10 @@ def hugepage_pool():
     import gc
 
     gc.collect()  # arrays of the test must let go of their pages before the pool shrinks
+    if sys.platform.startswith("linux"):
+        import numamap
+
+        numamap.trim()  # and the arenas' cached hugetlb chunks theirs
     for path, before in reversed(restore):
         _write(path, before)
 

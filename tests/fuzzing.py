@@ -233,16 +233,37 @@ def arena_defaults():
         arenas.configure_arenas(decay=before["decay"], cache_limit=before["cache_limit"])
 
 
-def in_child(body) -> int:
-    """Run ``body`` in a forked child; its wait status (exit 0 when ``body`` returned)."""
+def in_child(body, timeout: float = 120.0) -> int:
+    """Run ``body`` in a forked child; its wait status (exit 0 when ``body`` returned).
+
+    A child still running after ``timeout`` seconds is killed (SIGKILL, which the status then
+    shows): a hung child must never outlive the test, spinning on a CPU.
+    """
+    alive_r, alive_w = os.pipe()  # the child holds the write end: EOF here when it is gone
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         code = 1
         try:
+            os.close(alive_r)
             body()
             code = 0
         except BaseException:
             traceback.print_exc()
         finally:
             os._exit(code)
+    os.close(alive_w)
+    try:
+        if not select.select([alive_r], [], [], timeout)[0]:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(alive_r)
     return os.waitpid(pid, 0)[1]
+
+
+def kill_on_timeout(pid: int, fd: int, timeout: float) -> bytes:
+    """One byte from ``fd``, which child ``pid`` writes; b"" when it died first, and when it did
+    not answer within ``timeout`` seconds (it is killed then, so that it never outlives us)."""
+    if select.select([fd], [], [], timeout)[0]:
+        return os.read(fd, 1)
+    os.kill(pid, signal.SIGKILL)
+    return b""

@@ -66,6 +66,7 @@ def test_arena_arrays_say_where_their_block_is():
     assert loose.base.node is None and loose.base.nodes == () and loose.base.verified is None
 
 
+@pytest.mark.numa_calls  # placed arena blocks: the kernel's mbind and move_pages
 def test_arena_blocks_are_reused_and_zeros_clears_them():
     like = np.empty(0, np.uint8)
     with arena_defaults():

@@ -71,8 +71,15 @@ def nbytes_of(shape, dtype) -> int:
 def from_arena(placement: dict) -> bool:
     """Whether a constructor given these keywords carves its array from a node arena (the
     defaults) rather than giving it a mapping of its own."""
+    if placement.get("node") is not None and _numa_refused():
+        return False  # a refused binding takes the mapping path, whose .base reports the fallback
     return (placement.get("policy", "preferred") == "preferred" and placement.get("nodes") is None
             and placement.get("page_size", "auto") == "auto" and not placement.get("populate", False))
+
+
+def _numa_refused() -> bool:
+    """Whether this process may not bind memory (the container tier's seccomp filter)."""
+    return not numamap.capabilities()["numa_policy"]
 
 
 def check_array(arr, shape, dtype, *, order="C", writable=True, arena=False) -> str:

@@ -26,7 +26,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import numamap
-from fuzzing import DOCUMENTED, SHM_PREFIX, Broken, address_limit, expect, remove_named_sections, run_forked
+from fuzzing import (CALL_TIMEOUT, DOCUMENTED, SHM_PREFIX, Broken, address_limit, expect, in_child,
+                     remove_named_sections, run_forked)
 
 pytestmark = [pytest.mark.linux,
               pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork: runs in the host tier")]
@@ -263,25 +264,21 @@ class Program:
 
     def fork(self, rnd) -> str:
         value = rnd.randrange(256)
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                self.check_all()
-                for arr, _, whole in self.slots:
-                    if whole:
-                        raw(arr)[...] = value
-                self.check_all_written(value)
-                own = [numamap.zeros(n, dtype="u1") for n in (64, 5000, 1 << 20)]
-                with numamap.policy(0):
-                    own += [np.zeros(n, dtype="u1") for n in (64, 5000, 1 << 20)]
-                for arr in own:
-                    arr[...] = value ^ 0xFF
-                self.check_all_written(value)  # no new array landed on an inherited one
-                code = 0
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
+
+        def grandchild():
+            self.check_all()
+            for arr, _, whole in self.slots:
+                if whole:
+                    raw(arr)[...] = value
+            self.check_all_written(value)
+            own = [numamap.zeros(n, dtype="u1") for n in (64, 5000, 1 << 20)]
+            with numamap.policy(0):
+                own += [np.zeros(n, dtype="u1") for n in (64, 5000, 1 << 20)]
+            for arr in own:
+                arr[...] = value ^ 0xFF
+            self.check_all_written(value)  # no new array landed on an inherited one
+
+        status = in_child(grandchild, timeout=CALL_TIMEOUT / 2)  # killed if it hangs
         expect(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
                f"the forked grandchild failed: {'signal ' + str(os.WTERMSIG(status)) if os.WIFSIGNALED(status) else 'status ' + str(os.WEXITSTATUS(status))}")
         for _, root, whole in self.slots:

@@ -39,6 +39,7 @@ def test_1g_pages(hugepage_pool):
     assert numamap.where(a).page_sizes == {G1: G1}
 
 
+@pytest.mark.numa_calls  # placed arena blocks: the kernel's mbind and move_pages
 def test_auto_takes_the_pool_when_it_can_serve(hugepage_pool):
     numamap.trim()  # cached hugetlb blocks of earlier tests give their pages back
     hugepage_pool(2048, 8)

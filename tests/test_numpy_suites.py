@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-pytestmark = [pytest.mark.linux,
+pytestmark = [pytest.mark.linux, pytest.mark.numa_calls,  # the runner checks a placing handler
               pytest.mark.skipif(not sys.platform.startswith("linux"),
                                  reason="needs the Linux backend: runs in the host and multi-node tiers")]
 

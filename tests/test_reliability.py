@@ -12,7 +12,7 @@ import uuid
 import numpy as np
 import pytest
 
-from fuzzing import expect, in_child, run_forked
+from fuzzing import expect, in_child, kill_on_timeout, run_forked
 import numamap
 
 G = numamap.allocation_granularity()
@@ -294,10 +294,13 @@ def _fork_against_the_arenas(page_size: str) -> str:
             os._exit(code)
     os.close(to_child[0])
     os.close(to_parent[1])
+    theirs = []
     try:
-        ready = os.read(to_parent[0], 1)  # b"" when the child died first
-        theirs = _arena_arrays(page_size, 0x3C)  # the blocks freed before the fork, reused
-        os.write(to_child[1], b"g")
+        ready = kill_on_timeout(pid, to_parent[0], 20)  # b"" when the child died or hung
+        if ready:
+            theirs = _arena_arrays(page_size, 0x3C)  # the blocks freed before the fork, reused
+            os.write(to_child[1], b"g")
+            kill_on_timeout(pid, to_parent[0], 20)  # its end of the pipe closes as it exits
     finally:
         os.close(to_child[1])
         os.close(to_parent[0])
